@@ -1,0 +1,140 @@
+"""Settings: the only place that reads the environment."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DEV_SECRET = "dev-only-secret-change-me-000000000000"  # noqa: S105 - refused outside development/test
+
+# Secrets every deployment must set; outside development/test a missing or placeholder value is refused.
+_REQUIRED_IN_PRODUCTION = (
+    "supabase_jwt_secret",
+    "supabase_service_role_key",
+    "upstash_redis_rest_token",
+    "qstash_token",
+    "qstash_current_signing_key",
+    "qstash_next_signing_key",
+    "pusher_secret",
+    "stripe_secret_key",
+    "stripe_webhook_secret",
+    "agora_app_certificate",
+    "cron_secret",
+)
+
+
+class Settings(BaseSettings):
+    """Every setting the functions read, typed; env names are the field names upper-cased."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    environment: Literal["development", "test", "production", "preview"] = "production"
+    app_version: str = "0.1.0"
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/digis"
+    db_pool_min: int = Field(default=0, ge=0)
+    db_pool_max: int = Field(default=4, ge=1)
+    db_connect_timeout_s: int = Field(default=3, ge=1)
+    db_pool_timeout_s: float = Field(default=3.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=5000, ge=100)
+
+    supabase_url: str = ""
+    supabase_jwt_secret: SecretStr = SecretStr(_DEV_SECRET)
+    supabase_service_role_key: SecretStr = SecretStr(_DEV_SECRET)
+    supabase_timeout_s: float = 3.0
+
+    upstash_redis_rest_url: str = "http://127.0.0.1:8079"
+    upstash_redis_rest_token: SecretStr = SecretStr(_DEV_SECRET)
+    redis_timeout_s: float = Field(default=0.5, gt=0)
+    redis_key_prefix: str = ""
+
+    qstash_url: str = "https://qstash.upstash.io"
+    qstash_token: SecretStr = SecretStr(_DEV_SECRET)
+    qstash_current_signing_key: SecretStr = SecretStr(_DEV_SECRET)
+    qstash_next_signing_key: SecretStr = SecretStr(_DEV_SECRET)
+    qstash_timeout_s: float = 3.0
+    public_base_url: str = "http://127.0.0.1:3000"
+
+    pusher_app_id: str = "1000001"
+    pusher_key: str = "digis-local-key"
+    pusher_secret: SecretStr = SecretStr(_DEV_SECRET)
+    pusher_cluster: str = "mt1"
+    pusher_host: str = ""
+    pusher_port: int | None = None
+    pusher_use_tls: bool = True
+    pusher_timeout_s: float = Field(default=1.0, gt=0)
+
+    stripe_secret_key: SecretStr = SecretStr(_DEV_SECRET)
+    stripe_webhook_secret: SecretStr = SecretStr(_DEV_SECRET)
+    stripe_connect_webhook_secret: SecretStr = SecretStr("")
+    stripe_api_base: str = ""
+    stripe_timeout_s: float = 10.0
+
+    agora_app_id: str = ""
+    agora_app_certificate: SecretStr = SecretStr(_DEV_SECRET)
+    agora_customer_id: str = ""
+    agora_customer_secret: SecretStr = SecretStr("")
+    agora_rest_base: str = "https://api.agora.io"
+    agora_timeout_s: float = 2.0
+
+    sentry_dsn: str = ""
+    cron_secret: SecretStr = SecretStr(_DEV_SECRET)
+    allowed_origins: str = ""
+    max_body_bytes: int = 1_048_576
+
+    platform_fee_percent: Decimal = Field(default=Decimal(0), ge=0, le=100)
+    token_usd_value: Decimal = Field(default=Decimal("0.05"), gt=0)
+    call_heartbeat_timeout_s: int = Field(default=45, ge=5)
+    payout_reserve_days: int = Field(default=7, ge=0)
+    payout_minimum_tokens: int = Field(default=500, ge=1)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.environment in ("development", "test"):
+            return self
+        missing = [
+            name.upper()
+            for name in _REQUIRED_IN_PRODUCTION
+            if getattr(self, name).get_secret_value() in ("", _DEV_SECRET)
+        ]
+        if missing:
+            raise ValueError(f"set these environment variables for {self.environment}: {', '.join(missing)}")
+        return self
+
+    @property
+    def origins(self) -> list[str]:
+        """ALLOWED_ORIGINS as a list."""
+        return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]
+
+    @property
+    def is_local(self) -> bool:
+        """True in development and test."""
+        return self.environment in ("development", "test")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_caches: list[Any] = []
+
+
+def settings_cached(fn: _F) -> _F:
+    """lru_cache for things built from settings; `reset()` clears every one of them."""
+    cached = functools.lru_cache(maxsize=None)(fn)
+    _caches.append(cached)
+    return cached  # type: ignore[return-value]
+
+
+@settings_cached
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
+
+
+def reset() -> None:
+    """Forget settings and every client built from them (tests repointing a setting use this)."""
+    for cache in _caches:
+        cache.cache_clear()

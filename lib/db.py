@@ -1,0 +1,147 @@
+"""PostgreSQL: a small pool per warm instance, one transaction per request."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import BackgroundTasks, Depends
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from lib.config import get_settings, settings_cached
+from lib.errors import ServiceUnavailable
+
+log = logging.getLogger("digis.db")
+
+Conn = psycopg.Connection[DictRow]
+AfterCommit = Callable[[], None]
+
+_after_commit: weakref.WeakKeyDictionary[Conn, list[AfterCommit]] = weakref.WeakKeyDictionary()
+_pool_lock = threading.Lock()
+
+
+@settings_cached
+def get_pool() -> ConnectionPool[Conn]:
+    """The instance's pool: small, opened lazily, sized for concurrent requests on one warm function."""
+    s = get_settings()
+    pool: ConnectionPool[Conn] = ConnectionPool(
+        s.database_url,
+        min_size=s.db_pool_min,
+        max_size=s.db_pool_max,
+        timeout=s.db_pool_timeout_s,
+        max_idle=60,
+        # Supabase's pooler in transaction mode cannot keep prepared statements across transactions.
+        kwargs={
+            "prepare_threshold": None,
+            "connect_timeout": s.db_connect_timeout_s,
+            "row_factory": dict_row,
+            "application_name": "digis-api",
+        },
+        check=ConnectionPool.check_connection,
+        open=False,
+        name="digis",
+    )
+    with _pool_lock:
+        pool.open(wait=False)
+    return pool
+
+
+def close_pool() -> None:
+    """Close the pool (tests and scripts)."""
+    if get_pool.cache_info().currsize:  # type: ignore[attr-defined]
+        get_pool().close()
+        get_pool.cache_clear()  # type: ignore[attr-defined]
+
+
+def after_commit(conn: Conn, fn: AfterCommit) -> None:
+    """Run `fn` once the transaction on `conn` has committed (never if it rolls back)."""
+    _after_commit.setdefault(conn, []).append(fn)
+
+
+def _take_after_commit(conn: Conn) -> list[AfterCommit]:
+    return _after_commit.pop(conn, [])
+
+
+def run_callbacks(callbacks: list[AfterCommit]) -> None:
+    """Run after-commit callbacks; one failing never stops the others."""
+    for fn in callbacks:
+        try:
+            fn()
+        except Exception:
+            log.exception("after-commit callback failed")
+
+
+@contextmanager
+def transaction(*, statement_timeout_ms: int | None = None) -> Iterator[Conn]:
+    """A pooled connection in one transaction: commit on success, roll back on error."""
+    callbacks: list[AfterCommit] = []
+    with _connection() as conn:
+        try:
+            with conn.transaction():
+                _set_timeout(conn, statement_timeout_ms)
+                yield conn
+        finally:
+            callbacks = _take_after_commit(conn)
+        # Only reached when the commit succeeded.
+    run_callbacks(callbacks)
+
+
+@contextmanager
+def _connection() -> Iterator[Conn]:
+    try:
+        with get_pool().connection() as conn:
+            yield conn
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        raise ServiceUnavailable("The database is unavailable; try again shortly.", code="DB_UNAVAILABLE") from exc
+
+
+def _set_timeout(conn: Conn, ms: int | None) -> None:
+    timeout = ms if ms is not None else get_settings().db_statement_timeout_ms
+    # SET LOCAL cannot take a bind parameter; set_config(..., true) is its parameterised twin.
+    conn.execute("SELECT set_config('statement_timeout', %(t)s, true)", {"t": str(timeout)})
+
+
+def request_transaction(background: BackgroundTasks) -> Iterator[Conn]:
+    """FastAPI dependency: the request's transaction, committed before the response is sent."""
+    with _connection() as conn:
+        try:
+            with conn.transaction():
+                _set_timeout(conn, None)
+                yield conn
+        except BaseException:
+            _take_after_commit(conn)
+            raise
+        callbacks = _take_after_commit(conn)
+    if callbacks:
+        # After the commit and after the response: realtime fan-out and job publishing never delay it.
+        background.add_task(run_callbacks, callbacks)
+
+
+DbConn = Annotated[Conn, Depends(request_transaction, scope="function")]
+
+
+def ping(timeout_s: float = 2.0) -> bool:
+    """True when the database answers within `timeout_s`."""
+    try:
+        with get_pool().connection(timeout=timeout_s) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except Exception:
+        return False
+
+
+def fetch_one(conn: Conn, query: Any, params: dict[str, Any] | None = None) -> DictRow | None:
+    """One row or None."""
+    return conn.execute(query, params).fetchone()
+
+
+def fetch_all(conn: Conn, query: Any, params: dict[str, Any] | None = None) -> list[DictRow]:
+    """All rows."""
+    return conn.execute(query, params).fetchall()

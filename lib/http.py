@@ -1,0 +1,287 @@
+"""create_app(): what every function shares (errors, request id, logs, CORS, headers, limits, Sentry, paths)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any, Literal
+from urllib.parse import parse_qsl, unquote
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lib import observability
+from lib.config import get_settings
+from lib.errors import PROBLEM_JSON, AppError, PayloadTooLarge, problem_body
+
+RateBucket = Literal["auth", "payment", "default"]
+
+log = logging.getLogger("digis.access")
+
+SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"strict-origin-when-cross-origin"),
+    (b"strict-transport-security", b"max-age=63072000; includeSubDomains; preload"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+]
+CORS_HEADERS = ["Content-Type", "Authorization", "X-Request-ID", "Idempotency-Key"]
+EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "Idempotency-Replayed",
+]
+_REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_PARAM_SEGMENT = re.compile(r"\[([A-Za-z_][A-Za-z0-9_]*)\]")
+
+
+def create_app(*, rate_limit: RateBucket | None = "default", title: str = "Digis API") -> FastAPI:
+    """A function's ASGI app with the platform's behaviour; add exactly one route at its own path."""
+    settings = get_settings()
+    observability.setup()
+    dependencies = [Depends(_rate_limit_dependency(rate_limit))] if rate_limit else []
+    app = FastAPI(
+        title=title,
+        version=settings.app_version,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=dependencies,
+    )
+    app.add_exception_handler(AppError, _app_error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_exception_handler)  # type: ignore[arg-type]
+    # Added innermost first: paths and body limit, then CORS, then the outer envelope.
+    app.add_middleware(_PathAndBodyMiddleware, max_body=settings.max_body_bytes)
+    if settings.origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origin_regex=origins_regex(settings.origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=CORS_HEADERS,
+            expose_headers=EXPOSED_HEADERS,
+            allow_credentials=True,
+            max_age=600,
+        )
+    app.add_middleware(_EnvelopeMiddleware)
+    return app
+
+
+def origins_regex(origins: list[str]) -> str:
+    """ALLOWED_ORIGINS (with `*` wildcards inside a host label) as one anchored regex."""
+    parts = [re.escape(o).replace(r"\*", r"[A-Za-z0-9-]+") for o in origins]
+    return "^(?:" + "|".join(parts) + ")$"
+
+
+def problem_response(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """A problem+json response."""
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def _instance(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("original_path") or request.url.path)
+
+
+async def _app_error_handler(request: Request, exc: AppError) -> JSONResponse:
+    body = exc.to_problem(instance=_instance(request), request_id=_request_id(request))
+    return problem_response(exc.status, body, exc.headers)
+
+
+async def _validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    fields = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
+        fields.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid"), "type": err.get("type")})
+    names = ", ".join(sorted({f["field"] for f in fields})) or "the request"
+    body = problem_body(
+        422,
+        "VALIDATION_ERROR",
+        f"Invalid value for {names}",
+        instance=_instance(request),
+        request_id=_request_id(request),
+        errors=fields,
+    )
+    return problem_response(422, body)
+
+
+async def _http_exception_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 400: "BAD_REQUEST", 401: "UNAUTHORIZED"}
+    detail = exc.detail if isinstance(exc.detail, str) else "Request failed"
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"No route for {request.method} {_instance(request)}"
+    body = problem_body(
+        exc.status_code,
+        codes.get(exc.status_code, "HTTP_ERROR"),
+        detail,
+        instance=_instance(request),
+        request_id=_request_id(request),
+    )
+    return problem_response(exc.status_code, body, dict(exc.headers or {}))
+
+
+def _rate_limit_dependency(bucket: RateBucket) -> Any:
+    def enforce_rate_limit(request: Request) -> None:
+        from lib import auth, ratelimit  # imported here so functions without limits never pay for them
+
+        headers = ratelimit.enforce(request, bucket, auth.peek_user_id(request))
+        extra = request.scope.setdefault("state", {}).setdefault("response_headers", {})
+        extra.update(headers)
+
+    return enforce_rate_limit
+
+
+def canonical_path(path: str, query: bytes) -> str:
+    """Map `/api/v1/...` and Vercel's `/api/x/[id]/y?id=...` destination form onto `/api/x/<id>/y`."""
+    if path == "/api/v1" or path.startswith("/api/v1/"):
+        path = "/api" + path[len("/api/v1") :]
+    if "[" in path or "%5B" in path.upper():
+        decoded = unquote(path)
+        params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+        path = _PARAM_SEGMENT.sub(lambda m: params.get(m.group(1), m.group(0)), decoded)
+    return path
+
+
+class _PathAndBodyMiddleware:
+    """Serve both path forms and refuse bodies over the limit with 413."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        original = scope["path"]
+        path = canonical_path(original, scope.get("query_string", b""))
+        if path != original:
+            scope = dict(scope, path=path, raw_path=path.encode())
+        scope.setdefault("state", {}).setdefault("original_path", original)
+
+        length = _header(scope, b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            raise PayloadTooLarge(f"Request body over {self.max_body} bytes")
+        if scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE") and not length:
+            await self.app(scope, receive, send)
+            return
+        # Read the (bounded) body up front so an oversized chunked body is a 413, not a parse error.
+        chunks: list[bytes] = []
+        seen = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_body:
+                raise PayloadTooLarge(f"Request body over {self.max_body} bytes")
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class _EnvelopeMiddleware:
+    """Request id, security headers, one JSON log line, and a problem 500 for anything unexpected."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _REQUEST_ID_OK.match(incoming) else uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state.setdefault("original_path", scope["path"])
+        status_holder = {"status": 500, "started": False}
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                status_holder["started"] = True
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                headers.extend(h for h in SECURITY_HEADERS if h[0] not in names)
+                headers.append((b"x-request-id", request_id.encode()))
+                for name, value in state.get("response_headers", {}).items():
+                    if name.lower().encode() not in names:
+                        headers.append((name.encode("latin-1"), str(value).encode("latin-1")))
+                message = dict(message, headers=headers)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception as exc:
+            if isinstance(exc, AppError):
+                body = exc.to_problem(instance=state["original_path"], request_id=request_id)
+                status, extra = exc.status, exc.headers
+            else:
+                observability.capture_exception(exc, request_id=request_id)
+                status, extra = 500, {}
+                body = problem_body(
+                    500,
+                    "INTERNAL_ERROR",
+                    "Something went wrong on our side; it has been reported.",
+                    instance=state["original_path"],
+                    request_id=request_id,
+                )
+            if not status_holder["started"]:
+                response = problem_response(status, body, extra)
+                await response(scope, receive, send_with_headers)
+        finally:
+            _log_request(scope, state, status_holder["status"], started)
+
+
+def _log_request(scope: Scope, state: dict[str, Any], status: int, started: float) -> None:
+    line = {
+        "level": "error" if status >= 500 else "info",
+        "msg": "request",
+        "method": scope.get("method"),
+        "path": state.get("original_path"),
+        "status": status,
+        "ms": round((time.perf_counter() - started) * 1000, 2),
+        "requestId": state.get("request_id"),
+    }
+    if state.get("user_id"):
+        line["userId"] = state["user_id"]
+    if log.isEnabledFor(logging.INFO):
+        log.info(json.dumps(line, separators=(",", ":")))
+
+
