@@ -99,7 +99,9 @@ def _connection() -> Iterator[Conn]:
             yield conn
     except (PoolTimeout, psycopg.OperationalError) as exc:
         log.warning("database unavailable: %s", type(exc).__name__)
-        raise ServiceUnavailable("The database is unavailable; try again shortly.", code="DB_UNAVAILABLE") from exc
+        raise ServiceUnavailable(
+            "The database is unavailable; try again shortly.", code="DB_UNAVAILABLE"
+        ) from exc
 
 
 def _set_timeout(conn: Conn, ms: int | None) -> None:

@@ -27,4 +27,6 @@ def check() -> Health:
     database: Check = "ok" if db.ping(timeout_s=get_settings().db_connect_timeout_s) else "down"
     cache: Check = "ok" if redis.ping() else "down"
     status: Literal["healthy", "degraded"] = "healthy" if database == cache == "ok" else "degraded"
-    return Health(status=status, checks={"database": database, "redis": cache}, version=get_settings().app_version)
+    return Health(
+        status=status, checks={"database": database, "redis": cache}, version=get_settings().app_version
+    )

@@ -108,7 +108,9 @@ async def _validation_handler(request: Request, exc: RequestValidationError) -> 
     fields = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
-        fields.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid"), "type": err.get("type")})
+        fields.append(
+            {"field": ".".join(loc) or "body", "message": err.get("msg", "invalid"), "type": err.get("type")}
+        )
     names = ", ".join(sorted({f["field"] for f in fields})) or "the request"
     body = problem_body(
         422,
@@ -283,5 +285,3 @@ def _log_request(scope: Scope, state: dict[str, Any], status: int, started: floa
         line["userId"] = state["user_id"]
     if log.isEnabledFor(logging.INFO):
         log.info(json.dumps(line, separators=(",", ":")))
-
-

@@ -72,7 +72,7 @@ def apply(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[st
                     )
                 continue
             with conn.transaction():
-                conn.execute(m.sql)  # type: ignore[call-overload]
+                conn.execute(m.sql.encode())
                 conn.execute(
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                     (m.version, m.name, m.checksum),

@@ -68,4 +68,6 @@ def get_or_create(conn: Conn, user_id: UUID | str, email: str | None) -> tuple[U
         existing = get(conn, user_id)
         if existing:
             return existing, False
-    raise RuntimeError("could not allocate a username")  # 8 random suffixes all taken: astronomically unlikely
+    raise RuntimeError(
+        "could not allocate a username"
+    )  # 8 random suffixes all taken: astronomically unlikely

@@ -18,7 +18,9 @@ API_DIR = ROOT / "api"
 def load_function(relpath: str) -> Any:
     """The ASGI `app` of api/<relpath> (e.g. "calls/[call_id]/accept.py")."""
     path = API_DIR / relpath
-    name = "digis_fn_" + relpath.replace("/", "_").replace("-", "_").replace("[", "").replace("]", "").removesuffix(".py")
+    name = "digis_fn_" + relpath.replace("/", "_").replace("-", "_").replace("[", "").replace(
+        "]", ""
+    ).removesuffix(".py")
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader, path
     module = importlib.util.module_from_spec(spec)
