@@ -119,6 +119,7 @@ class Settings(BaseSettings):
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _caches: list[Any] = []
+_reset_hooks: list[Callable[[], None]] = []
 
 
 def settings_cached(fn: _F) -> _F:
@@ -134,7 +135,14 @@ def get_settings() -> Settings:
     return Settings()
 
 
+def on_reset(hook: Callable[[], None]) -> None:
+    """Run `hook` (e.g. close a pool) before `reset()` forgets the cached clients."""
+    _reset_hooks.append(hook)
+
+
 def reset() -> None:
     """Forget settings and every client built from them (tests repointing a setting use this)."""
+    for hook in _reset_hooks:
+        hook()
     for cache in _caches:
         cache.cache_clear()

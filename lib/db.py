@@ -14,13 +14,14 @@ from fastapi import BackgroundTasks, Depends
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from lib import config
 from lib.config import get_settings, settings_cached
 from lib.errors import ServiceUnavailable
 
 log = logging.getLogger("digis.db")
 
 Conn = psycopg.Connection[DictRow]
-AfterCommit = Callable[[], None]
+AfterCommit = Callable[[], object]
 
 _after_commit: weakref.WeakKeyDictionary[Conn, list[AfterCommit]] = weakref.WeakKeyDictionary()
 _pool_lock = threading.Lock()
@@ -57,6 +58,9 @@ def close_pool() -> None:
     if get_pool.cache_info().currsize:  # type: ignore[attr-defined]
         get_pool().close()
         get_pool.cache_clear()  # type: ignore[attr-defined]
+
+
+config.on_reset(close_pool)
 
 
 def after_commit(conn: Conn, fn: AfterCommit) -> None:
