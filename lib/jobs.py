@@ -149,3 +149,12 @@ def verify_cron(request: Request) -> None:
 
 
 CronAuth = Annotated[None, Depends(verify_cron)]
+
+
+def purge_deliveries(conn: db.Conn, *, older_than_days: int = 7) -> int:
+    """Forget delivery claims older than QStash's retry horizon (cleanup cron); how many went."""
+    cur = conn.execute(
+        "DELETE FROM job_deliveries WHERE claimed_at < now() - make_interval(days => %(d)s)",
+        {"d": older_than_days},
+    )
+    return cur.rowcount
