@@ -140,9 +140,11 @@ async def _http_exception_handler(request: Request, exc: StarletteHTTPException)
 
 def _rate_limit_dependency(bucket: RateBucket) -> Any:
     def enforce_rate_limit(request: Request) -> None:
-        from lib import auth, ratelimit  # imported here so functions without limits never pay for them
+        # Imported here so functions without limits never pay for them.
+        from lib.auth import peek_user_id
+        from lib.ratelimit import enforce
 
-        headers = ratelimit.enforce(request, bucket, auth.peek_user_id(request))
+        headers = enforce(request, bucket, peek_user_id(request))
         extra = request.scope.setdefault("state", {}).setdefault("response_headers", {})
         extra.update(headers)
 
