@@ -1,18 +1,32 @@
-"""Users: the row behind every Supabase identity."""
+"""Users: the row behind every Supabase identity, usernames, and the profile a user edits."""
 
 from __future__ import annotations
 
 import re
 import secrets
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel
+import psycopg
+from psycopg import sql
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
 
 from lib.db import Conn
+from lib.errors import Conflict, NotFound, Unprocessable
 
 USERNAME_RE = re.compile(r"^[a-z0-9_]{3,30}$")
+# Names a user could pass off as the platform's own.
+RESERVED_USERNAMES = frozenset(
+    {"admin", "administrator", "api", "digis", "help", "moderator", "official", "root", "security",
+     "staff", "support", "system", "team", "null", "undefined", "me", "settings", "login", "signup"}
+)  # fmt: skip
+MIN_RATE, MAX_RATE = 1, 10_000
 
 _USER_COLUMNS = "id, email, username, display_name, role, is_creator, token_balance"
+_PROFILE_COLUMNS = (
+    "id, username, display_name, bio, profile_pic_url, banner_url, creator_type, is_creator, role, "
+    "video_price, voice_price, message_price, stream_price, show_token_balance, token_balance"
+)
 
 
 class User(BaseModel):
@@ -32,6 +46,23 @@ class User(BaseModel):
         return self.role == "admin"
 
 
+# ---- usernames ---------------------------------------------------------------------------------------------
+
+
+def normalize_username(raw: str) -> str:
+    """How a username is stored and compared: trimmed, lower-case."""
+    return raw.strip().lower()
+
+
+def username_problem(name: str) -> str | None:
+    """'invalid' or 'reserved' for a normalized username that cannot be used, else None."""
+    if not USERNAME_RE.fullmatch(name):
+        return "invalid"
+    if name in RESERVED_USERNAMES:
+        return "reserved"
+    return None
+
+
 def username_from_email(email: str | None) -> str:
     """A valid username base from an email's local part."""
     local = (email or "").split("@", 1)[0].lower()
@@ -41,27 +72,53 @@ def username_from_email(email: str | None) -> str:
     return base
 
 
+def username_owner(conn: Conn, name: str) -> UUID | None:
+    """Who holds this username (case-insensitively), if anyone."""
+    row = conn.execute("SELECT id FROM users WHERE lower(username) = lower(%(u)s)", {"u": name}).fetchone()
+    return row["id"] if row else None
+
+
+def check_username(conn: Conn, raw: str, requester: UUID | None = None) -> dict[str, Any]:
+    """GET /users/check-username: {available, username, reason} (reason: invalid, reserved, taken or null)."""
+    name = normalize_username(raw)[:64]
+    problem = username_problem(name)
+    if problem is None:
+        owner = username_owner(conn, name)
+        if owner is not None and owner != requester:
+            problem = "taken"
+    return {"available": problem is None, "username": name, "reason": problem}
+
+
+# ---- the row -----------------------------------------------------------------------------------------------
+
+
 def get(conn: Conn, user_id: UUID | str) -> User | None:
     """One user by id."""
     row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = %(id)s", {"id": user_id}).fetchone()  # noqa: S608
     return User.model_validate(row) if row else None
 
 
-def get_or_create(conn: Conn, user_id: UUID | str, email: str | None) -> tuple[User, bool]:
+def get_or_create(
+    conn: Conn,
+    user_id: UUID | str,
+    email: str | None,
+    *,
+    preferred_username: str | None = None,
+    display_name: str | None = None,
+) -> tuple[User, bool]:
     """The user's row, created on first sight (race-safe); returns (user, created)."""
     existing = get(conn, user_id)
     if existing:
         return existing, False
-    base = username_from_email(email)
-    for attempt in range(8):
-        username = base if attempt == 0 else f"{base[:23]}_{secrets.randbelow(10**6):06d}"
-        # ON CONFLICT DO NOTHING covers both a concurrent first request (id) and a taken username.
+    for username in _username_candidates(email, preferred_username):
+        # ON CONFLICT DO NOTHING covers both a concurrent first request (same id) and a taken username; a
+        # concurrent insert of the same id makes this wait for its commit, then see its row.
         row = conn.execute(
             f"""INSERT INTO users (id, email, username, display_name)
-                VALUES (%(id)s, %(email)s, %(username)s, %(username)s)
+                VALUES (%(id)s, %(email)s, %(username)s, %(display)s)
                 ON CONFLICT DO NOTHING
                 RETURNING {_USER_COLUMNS}""",  # noqa: S608
-            {"id": user_id, "email": email, "username": username},
+            {"id": user_id, "email": email, "username": username, "display": display_name or username},
         ).fetchone()
         if row:
             return User.model_validate(row), True
@@ -71,3 +128,141 @@ def get_or_create(conn: Conn, user_id: UUID | str, email: str | None) -> tuple[U
     raise RuntimeError(
         "could not allocate a username"
     )  # 8 random suffixes all taken: astronomically unlikely
+
+
+def _username_candidates(email: str | None, preferred: str | None) -> list[str]:
+    names = []
+    if preferred and username_problem(normalize_username(preferred)) is None:
+        names.append(normalize_username(preferred))
+    base = username_from_email(email)
+    if username_problem(base) is None:
+        names.append(base)
+    names += [f"{base[:23]}_{secrets.randbelow(10**6):06d}" for _ in range(8)]
+    return names
+
+
+def sync(conn: Conn, claims: dict[str, Any], metadata: dict[str, Any] | None) -> tuple[User, bool]:
+    """POST /auth/sync-user: get-or-create from the verified claims; sign-up metadata only names a new user.
+
+    The email always comes from the token (a body cannot claim someone else's address); privileged metadata
+    (role, isCreator, ...) is never read.
+    """
+    hints = {**_as_dict(claims.get("user_metadata")), **_as_dict(metadata)}
+    email = claims.get("email")
+    email = email if isinstance(email, str) and email else None
+    display = next(
+        (str(hints[k]).strip()[:50] for k in ("display_name", "full_name", "name") if hints.get(k)), None
+    )
+    preferred = hints.get("username") if isinstance(hints.get("username"), str) else None
+    user, created = get_or_create(
+        conn, claims["sub"], email, preferred_username=preferred, display_name=display
+    )
+    if not created and email and user.email != email:
+        conn.execute(
+            "UPDATE users SET email = %(e)s, updated_at = now() WHERE id = %(id)s",
+            {"e": email, "id": user.id},
+        )
+        user = user.model_copy(update={"email": email})
+    return user, created
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+# ---- profiles ----------------------------------------------------------------------------------------------
+
+
+def profile(conn: Conn, user_id: UUID, *, own: bool) -> dict[str, Any]:
+    """GET /users/profile: the flat profile; `token_balance` only for the user themself."""
+    row = conn.execute(f"SELECT {_PROFILE_COLUMNS} FROM users WHERE id = %(id)s", {"id": user_id}).fetchone()  # noqa: S608
+    if row is None:
+        raise NotFound("User not found", code="USER_NOT_FOUND")
+    return _profile_body(row, own=own)
+
+
+def _profile_body(row: dict[str, Any], *, own: bool) -> dict[str, Any]:
+    body = dict(row)
+    body["price_per_min"] = row["video_price"]
+    balance = body.pop("token_balance")
+    if own:
+        body["token_balance"] = balance
+    return body
+
+
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)]
+Rate = Annotated[int, Field(strict=True, ge=MIN_RATE, le=MAX_RATE)]
+
+
+class ProfileUpdate(BaseModel):
+    """PUT /users/profile: every field optional; anything else sent (is_creator, role, ...) is ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    username: str | None = None
+    display_name: ShortText | None = None
+    bio: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    profile_pic_url: str | None = None
+    banner_url: str | None = None
+    creator_type: ShortText | None = None
+    show_token_balance: StrictBool | None = None
+    video_price: Rate | None = None
+    voice_price: Rate | None = None
+    message_price: Rate | None = None
+    stream_price: Rate | None = None
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        name = normalize_username(value)
+        problem = username_problem(name)
+        if problem == "reserved":
+            raise ValueError("this username is reserved")
+        if problem:
+            raise ValueError("3-30 characters: lower-case letters, digits and _")
+        return name
+
+    @field_validator("profile_pic_url", "banner_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if len(value) > 2048 or not re.fullmatch(r"https?://[^\s\"'<>]+", value):
+            raise ValueError("an http(s) URL of at most 2048 characters")
+        return value
+
+
+_PRICE_FIELDS = ("video_price", "voice_price", "message_price", "stream_price")
+_NOT_NULL = {"username", "show_token_balance", *_PRICE_FIELDS}
+
+
+def update_profile(conn: Conn, user: User, update: ProfileUpdate) -> dict[str, Any]:
+    """PUT /users/profile: apply the fields sent; returns {user, ignored}. Prices are a creator's only."""
+    ignored = sorted(update.model_extra or {})
+    changes: dict[str, Any] = {}
+    for name in sorted(update.model_fields_set - set(update.model_extra or {})):
+        if name in _PRICE_FIELDS and not user.is_creator:
+            ignored.append(name)
+            continue
+        value = getattr(update, name)
+        if value is None and name in _NOT_NULL:
+            raise Unprocessable(
+                f"{name} cannot be null", errors=[{"field": name, "message": "cannot be null"}]
+            )
+        changes[name] = value
+    if "username" in changes and changes["username"] != user.username:
+        owner = username_owner(conn, changes["username"])
+        if owner is not None and owner != user.id:
+            raise Conflict("That username is taken", code="USERNAME_TAKEN")
+    if changes:
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in changes
+        )
+        query = sql.SQL("UPDATE users SET {}, updated_at = now() WHERE id = %(id)s").format(assignments)
+        try:
+            conn.execute(query, {**changes, "id": user.id})
+        except psycopg.errors.UniqueViolation as exc:  # lost a race for the same username
+            raise Conflict("That username is taken", code="USERNAME_TAKEN") from exc
+    return {"user": profile(conn, user.id, own=True), "ignored": sorted(set(ignored))}

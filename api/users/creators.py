@@ -1,0 +1,28 @@
+"""GET /api/users/creators: the public creator directory (no auth)."""
+
+from typing import Annotated, Any
+
+from fastapi import Query
+
+from lib import creators
+from lib.db import DbConn
+from lib.http import create_app
+
+app = create_app()
+
+
+@app.get("/api/users/creators")
+def list_creators(
+    conn: DbConn,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    offset: Annotated[int | None, Query(ge=0, le=1_000_000)] = None,
+    category: Annotated[str | None, Query(max_length=50)] = None,
+    online_only: Annotated[bool, Query(alias="onlineOnly")] = False,
+    sort_by: Annotated[creators.SortBy, Query(alias="sortBy")] = "newest",
+) -> dict[str, Any]:
+    """{creators: [...], total, limit, offset, page, hasMore}; `offset` wins over `page` when both are sent."""
+    start = offset if offset is not None else (page - 1) * limit
+    return creators.directory(
+        conn, limit=limit, offset=start, category=category, online_only=online_only, sort_by=sort_by
+    )

@@ -1,0 +1,17 @@
+"""GET /api/users/public/creator/{username}: a creator's public page (no auth; isFollowing when signed in)."""
+
+from typing import Any
+
+from fastapi import Request
+
+from lib import auth, creators
+from lib.db import DbConn
+from lib.http import create_app
+
+app = create_app()
+
+
+@app.get("/api/users/public/creator/{username}")
+def public_creator(username: str, request: Request, conn: DbConn) -> dict[str, Any]:
+    """{creator: {id, username, display_name, bio, profilePicUrl, ..., followerCount}}; 404 if no such creator."""
+    return creators.public_profile(conn, username, viewer=auth.peek_user_uuid(request))
