@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     allowed_origins: str = ""
     max_body_bytes: int = 1_048_576
 
+    token_packages: str = ""  # JSON list of {tokens, priceCents, bonus?, popular?}; empty = API.md's packs
     platform_fee_percent: Decimal = Field(default=Decimal(0), ge=0, le=100)
     token_usd_value: Decimal = Field(default=Decimal("0.05"), gt=0)
     call_heartbeat_timeout_s: int = Field(default=45, ge=5)

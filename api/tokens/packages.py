@@ -1,0 +1,12 @@
+"""GET /api/tokens/packages: the token packs on sale (public)."""
+
+from lib.http import create_app
+from lib.payments import packages
+
+app = create_app()
+
+
+@app.get("/api/tokens/packages", response_model=packages.PackageList)
+def list_packages() -> packages.PackageList:
+    """The packs, cheapest first."""
+    return packages.PackageList(packages=packages.token_packages())

@@ -1,0 +1,79 @@
+"""The token ledger: every balance change in Digis goes through here.
+
+`users.token_balance` caches the sum of the user's `token_transactions.amount`; `users.token_debt` caches the sum
+of `token_debts.amount` (tokens clawed back by a refund or dispute after they were spent). Both ledgers are
+append-only (the database refuses UPDATE/DELETE/TRUNCATE), and every posting is written in the same statement as
+the cached balance it explains. Nothing here commits: the caller's transaction does.
+
+Rules every function keeps:
+- Users are locked (`SELECT ... ORDER BY id FOR UPDATE`) in one consistent order before anything changes, so
+  opposite transfers cannot deadlock, and the idempotency check after the lock sees every committed use of a key.
+- A debit is one conditional statement (`... WHERE token_balance >= amount`), never read-then-write.
+- An `idempotency_key` already used makes the call return None with no second effect.
+- Fees: `platform_fee = floor(amount * PLATFORM_FEE_PERCENT / 100)`, `creator_cut = amount - platform_fee`, so a
+  payer's debit equals the payee's credit plus the fee exactly, and rounding always favours the creator.
+- Credits pay the user's debt first (a `debt_repayment` posting in both ledgers).
+- The platform account is a `users` row with role 'system' and the fixed id PLATFORM_USER_ID (created by
+  migration 0020, re-created on demand); fees are ordinary postings to it.
+- Conservation (checked by `reconcile`): sum(balances, platform included) - sum(debts) == tokens that payments
+  currently give (payments.tokens_applied) + net tokens of OUTSIDE_KINDS (adjustments, payouts); transfers and debt
+  repayments net to zero. Debts are subtracted: a refund of spent tokens removes them from circulation on paper.
+"""
+
+from lib.ledger.batch import transfer_many
+from lib.ledger.models import (
+    DEBT_REPAYMENT,
+    OUTSIDE_KINDS,
+    PAYMENT_KINDS,
+    PLATFORM_FEE,
+    PLATFORM_USER_ID,
+    PLATFORM_USERNAME,
+    Drift,
+    Entry,
+    Report,
+    Transfer,
+    TransferOutcome,
+    TransferRequest,
+)
+from lib.ledger.postings import credit, debit, ensure_platform_account, split_fee, transfer
+from lib.ledger.reads import (
+    BalanceOut,
+    TransactionOut,
+    TransactionPage,
+    balance,
+    balance_summary,
+    debt,
+    notify_balance,
+    transactions,
+)
+from lib.ledger.reconcile import reconcile
+
+__all__ = [
+    "DEBT_REPAYMENT",
+    "OUTSIDE_KINDS",
+    "PAYMENT_KINDS",
+    "PLATFORM_FEE",
+    "PLATFORM_USERNAME",
+    "PLATFORM_USER_ID",
+    "BalanceOut",
+    "Drift",
+    "Entry",
+    "Report",
+    "TransactionOut",
+    "TransactionPage",
+    "Transfer",
+    "TransferOutcome",
+    "TransferRequest",
+    "balance",
+    "balance_summary",
+    "credit",
+    "debit",
+    "debt",
+    "ensure_platform_account",
+    "notify_balance",
+    "reconcile",
+    "split_fee",
+    "transactions",
+    "transfer",
+    "transfer_many",
+]

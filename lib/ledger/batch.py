@@ -1,0 +1,154 @@
+"""Set-based transfers for sweeps: a few statements for N transfers, with `transfer`'s guarantees."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from lib.db import Conn
+from lib.ledger.models import PLATFORM_USER_ID, Transfer, TransferOutcome, TransferRequest
+from lib.ledger.postings import _check_amount, _lock, _settle_debts, as_uuid, fee_ratio
+
+
+def transfer_many(conn: Conn, transfers: Sequence[TransferRequest]) -> list[TransferOutcome]:
+    """Many transfers in a few statements (the billing sweep), outcomes in request order.
+
+    Same guarantees as `transfer`: users locked in id order, used keys skipped (`duplicate`, also for a key
+    repeated inside the batch), and no balance below zero. A payer's requests are taken in order against the
+    payer's balance at the start of the batch; once one does not fit, that payer's later requests are refused
+    too (`insufficient`, with the payer's balance after the batch). `to_balance` is the payee's balance right
+    after that credit (before any debt repayment the batch triggers).
+    """
+    if not transfers:
+        return []
+    outcomes: list[TransferOutcome | None] = [None] * len(transfers)
+    seen: set[str] = set()
+    idx: list[int] = []
+    cols: dict[str, list[Any]] = {
+        k: [] for k in ("from", "to", "amount", "cut", "fee", "kind", "rt", "ri", "key", "meta")
+    }
+    num, den = fee_ratio()
+    for i, req in enumerate(transfers):
+        _check_amount(req.amount)
+        payer, payee = as_uuid(req.from_user), as_uuid(req.to_user)
+        if payer == payee or PLATFORM_USER_ID in (payer, payee):
+            raise ValueError("a transfer needs two distinct non-platform users")
+        if req.idempotency_key in seen:
+            outcomes[i] = TransferOutcome(req, "duplicate")
+            continue
+        seen.add(req.idempotency_key)
+        fee = req.amount * num // den  # split_fee's rule, with the ratio read once per batch
+        cut = req.amount - fee
+        idx.append(i)
+        for name, value in (
+            ("from", payer),
+            ("to", payee),
+            ("amount", req.amount),
+            ("cut", cut),
+            ("fee", fee),
+            ("kind", req.kind),
+            ("rt", req.reference_type),
+            ("ri", req.reference_id),
+            ("key", req.idempotency_key),
+            (
+                "meta",
+                json.dumps({**(req.metadata or {}), "creator_cut": cut, "platform_fee": fee}, default=str),
+            ),
+        ):
+            cols[name].append(value)
+    any_fee = any(f > 0 for f in cols["fee"])
+    _lock(conn, [*cols["from"], *cols["to"]], platform=any_fee)
+    rows = conn.execute(
+        """
+        WITH req AS (
+            SELECT * FROM unnest(%(idx)s::int[], %(from)s::uuid[], %(to)s::uuid[], %(amount)s::bigint[],
+                                 %(cut)s::bigint[], %(fee)s::bigint[], %(kind)s::text[], %(rt)s::text[],
+                                 %(ri)s::text[], %(key)s::text[], %(meta)s::text[])
+                     AS r(idx, from_id, to_id, amount, cut, fee, kind, rtype, rid, ikey, meta)
+        ), fresh AS (
+            SELECT r.* FROM req r
+            WHERE NOT EXISTS (SELECT 1 FROM token_transactions t WHERE t.idempotency_key = r.ikey)
+              AND NOT EXISTS (SELECT 1 FROM token_debts d WHERE d.idempotency_key = r.ikey)
+        ), ranked AS (
+            SELECT f.*, u.token_balance AS start_balance,
+                   sum(f.amount) OVER (PARTITION BY f.from_id ORDER BY f.idx) AS running
+            FROM fresh f JOIN users u ON u.id = f.from_id
+        ), ok AS (
+            SELECT ranked.*, gen_random_uuid() AS entry_id FROM ranked WHERE running <= start_balance
+        ), legs AS (
+            SELECT entry_id, idx, 0 AS side, from_id AS user_id, to_id AS counterparty_id, -amount AS amount,
+                   kind AS type, rtype, rid, ikey, meta
+            FROM ok
+            UNION ALL
+            SELECT entry_id, idx, 1, to_id, from_id, cut, kind, rtype, rid, ikey || ':to', meta FROM ok WHERE cut > 0
+            UNION ALL
+            SELECT entry_id, idx, 2, %(platform)s::uuid, from_id, fee, 'platform_fee', rtype, rid, ikey || ':fee',
+                   meta
+            FROM ok WHERE fee > 0
+        ), chained AS (
+            SELECT l.*, u.token_balance
+                        + sum(l.amount) OVER (PARTITION BY l.user_id ORDER BY l.idx, l.side) AS balance_after
+            FROM legs l JOIN users u ON u.id = l.user_id
+        ), net AS (
+            -- A payee whose cut is 0 (a fee of 100 percent) still gets a +0 row, so every payee's balance comes back.
+            SELECT user_id, sum(amount) AS delta
+            FROM (SELECT user_id, amount FROM legs UNION ALL SELECT to_id, 0 FROM ok) AS moves
+            GROUP BY user_id
+        ), upd AS (
+            UPDATE users u SET token_balance = u.token_balance + net.delta
+            FROM net WHERE u.id = net.user_id
+            RETURNING u.id, u.token_balance, u.token_debt
+        ), ins AS (
+            INSERT INTO token_transactions (entry_id, user_id, type, amount, balance_after, counterparty_id,
+                                            reference_type, reference_id, idempotency_key, metadata)
+            SELECT entry_id, user_id, type, amount, balance_after, counterparty_id, rtype, rid, ikey, meta::jsonb
+            FROM chained ORDER BY user_id, idx, side
+        )
+        SELECT r.idx, (rk.idx IS NOT NULL) AS fresh, ok.entry_id, ok.cut, ok.fee,
+               c0.balance_after AS from_balance,
+               coalesce(c1.balance_after, tu.token_balance) AS to_balance,
+               coalesce(fu.token_balance, rk.start_balance) AS payer_now,
+               (SELECT coalesce(array_agg(id), '{}') FROM upd WHERE token_debt > 0 AND token_balance > 0)
+                   AS indebted
+        FROM req r
+        LEFT JOIN ranked rk ON rk.idx = r.idx
+        LEFT JOIN ok ON ok.idx = r.idx
+        LEFT JOIN chained c0 ON c0.idx = r.idx AND c0.side = 0
+        LEFT JOIN chained c1 ON c1.idx = r.idx AND c1.side = 1
+        LEFT JOIN upd fu ON fu.id = r.from_id
+        LEFT JOIN upd tu ON tu.id = r.to_id
+        ORDER BY r.idx
+        """,
+        {"idx": list(range(len(idx))), "platform": PLATFORM_USER_ID, **cols},
+    ).fetchall()
+    indebted: list[UUID] = []
+    for row in rows:
+        i = idx[row["idx"]]
+        req = transfers[i]
+        indebted = list(row["indebted"])
+        if not row["fresh"]:
+            outcomes[i] = TransferOutcome(req, "duplicate")
+        elif row["entry_id"] is None:
+            outcomes[i] = TransferOutcome(req, "insufficient", current_balance=int(row["payer_now"]))
+        else:
+            outcomes[i] = TransferOutcome(
+                req,
+                "ok",
+                Transfer(
+                    id=row["entry_id"],
+                    from_user=as_uuid(req.from_user),
+                    to_user=as_uuid(req.to_user),
+                    amount=req.amount,
+                    creator_cut=int(row["cut"]),
+                    platform_fee=int(row["fee"]),
+                    from_balance=int(row["from_balance"]),
+                    to_balance=int(row["to_balance"]),
+                    kind=req.kind,
+                    idempotency_key=req.idempotency_key,
+                ),
+            )
+    if indebted:
+        _settle_debts(conn, indebted, reference_id=None)
+    return [o for o in outcomes if o is not None]

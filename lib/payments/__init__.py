@@ -1,0 +1,8 @@
+"""Payments: token packs, Stripe purchases, and the webhook that turns Stripe's events into ledger rows.
+
+- `packages`: the packs on sale (GET /tokens/packages).
+- `purchases`: PaymentIntents and Checkout Sessions for packs, and `sync_payment`, the only path from a payment to
+  the ledger (credit once per intent; refunds and disputes claw back, won disputes reinstate).
+- `webhooks`: signature check, event-id dedupe, and the dispatch table by event type (Connect events go there too).
+- `stripe_api`: the only module that imports the Stripe SDK.
+"""

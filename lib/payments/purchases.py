@@ -1,0 +1,323 @@
+"""Token purchases: PaymentIntents for packs, and the one function that turns a payment's state into ledger rows.
+
+A payment's tokens reach the ledger only through `sync_payment`, which computes what the payment should give the
+user now (`tokens` once the intent succeeded, less refunded and disputed tokens) and moves `tokens_applied`
+there with one ledger credit or clawback. Whatever order or however often Stripe's events (or the purchase
+route) call it, the user ends up credited once per intent.
+
+Rounding: a partial refund or dispute of `c` cents takes back ceil(tokens * c / amount_cents) tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from lib import ledger, observability
+from lib.config import get_settings
+from lib.db import Conn
+from lib.errors import BadRequest
+from lib.http import origins_regex
+from lib.payments import stripe_api
+from lib.payments.packages import package_for
+from lib.users import User
+
+log = logging.getLogger("digis.payments")
+
+CURRENCY = "usd"
+# Disputes in these states no longer hold tokens back (decided in our favour, or an inquiry closed).
+DISPUTE_RELEASED = frozenset({"won", "warning_closed"})
+SyncCause = Literal["purchase", "refund", "dispute", "dispute_closed"]
+
+
+class PurchaseRequest(BaseModel):
+    """POST /tokens/purchase."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    token_amount: StrictInt = Field(alias="tokenAmount", gt=0)
+    payment_method_id: Annotated[StrictStr, Field(alias="paymentMethodId", min_length=3, max_length=255)]
+
+
+class IntentOut(BaseModel):
+    """The PaymentIntent fields the client needs to finish 3-D Secure."""
+
+    id: str
+    status: str
+    client_secret: str | None
+
+
+class PurchaseResult(BaseModel):
+    """POST /tokens/purchase response: success only when the intent succeeded."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    success: bool
+    payment_intent: IntentOut = Field(serialization_alias="paymentIntent")
+    balance: int
+    tokens: int
+
+
+class CheckoutRequest(BaseModel):
+    """POST /payments/create-checkout."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    token_amount: StrictInt = Field(alias="tokenAmount", gt=0)
+    success_url: str = Field(alias="successUrl", max_length=2000)
+    cancel_url: str = Field(alias="cancelUrl", max_length=2000)
+
+
+class CheckoutResult(BaseModel):
+    """POST /payments/create-checkout response."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    session_id: str = Field(serialization_alias="sessionId")
+    url: str | None
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What `sync_payment` changed: tokens moved (signed) and the user's balance after."""
+
+    user_id: uuid.UUID
+    delta: int
+    balance_after: int
+
+
+def purchase_tokens(
+    conn: Conn, user: User, req: PurchaseRequest, *, idempotency_key: str | None
+) -> PurchaseResult:
+    """Charge a pack with the client's payment method; credit at once if the intent succeeded."""
+    pack = package_for(req.token_amount)
+    intent = stripe_api.create_purchase_intent(
+        amount_cents=pack.priceCents,
+        currency=CURRENCY,
+        payment_method=req.payment_method_id,
+        metadata={"user_id": str(user.id), "tokens": str(pack.tokens)},
+        idempotency_key=_stripe_key("purchase", user.id, idempotency_key),
+    )
+    record_intent(conn, user_id=user.id, intent=intent, tokens=pack.tokens, idempotency_key=idempotency_key)
+    if intent.status == "succeeded":
+        sync_payment(conn, intent.id, cause="purchase")
+    return PurchaseResult(
+        success=intent.status == "succeeded",
+        payment_intent=IntentOut(id=intent.id, status=intent.status, client_secret=intent.client_secret),
+        balance=ledger.balance(conn, user.id),
+        tokens=pack.tokens,
+    )
+
+
+def create_checkout(
+    conn: Conn, user: User, req: CheckoutRequest, *, idempotency_key: str | None
+) -> CheckoutResult:
+    """A Stripe Checkout Session for a pack (mobile); crediting happens on its payment_intent.succeeded."""
+    pack = package_for(req.token_amount)
+    for name, url in (("successUrl", req.success_url), ("cancelUrl", req.cancel_url)):
+        _check_return_url(name, url)
+    session = stripe_api.create_checkout_session(
+        amount_cents=pack.priceCents,
+        currency=CURRENCY,
+        product_name=f"{pack.tokens} Digis tokens",
+        metadata={"user_id": str(user.id), "tokens": str(pack.tokens)},
+        success_url=req.success_url,
+        cancel_url=req.cancel_url,
+        idempotency_key=_stripe_key("checkout", user.id, idempotency_key),
+    )
+    if session.payment_intent:
+        conn.execute(
+            """INSERT INTO payments (user_id, stripe_payment_intent_id, tokens, amount_cents, currency, status,
+                                     stripe_checkout_session_id, idempotency_key)
+               VALUES (%(u)s, %(pi)s, %(t)s, %(a)s, %(c)s, 'requires_payment_method', %(s)s, %(k)s)
+               ON CONFLICT (stripe_payment_intent_id) DO NOTHING""",
+            {
+                "u": user.id,
+                "pi": session.payment_intent,
+                "t": pack.tokens,
+                "a": pack.priceCents,
+                "c": CURRENCY,
+                "s": session.id,
+                "k": idempotency_key,
+            },
+        )
+    return CheckoutResult(session_id=session.id, url=session.url)
+
+
+def record_intent(
+    conn: Conn,
+    *,
+    user_id: uuid.UUID,
+    intent: stripe_api.Intent,
+    tokens: int,
+    idempotency_key: str | None = None,
+) -> None:
+    """Create or update the payments row for an intent (a succeeded status is never overwritten)."""
+    _lock_intent(conn, intent.id)
+    conn.execute(
+        """INSERT INTO payments (user_id, stripe_payment_intent_id, tokens, amount_cents, currency, status,
+                                 idempotency_key)
+           VALUES (%(u)s, %(pi)s, %(t)s, %(a)s, %(c)s, %(s)s, %(k)s)
+           ON CONFLICT (stripe_payment_intent_id) DO UPDATE
+           SET status = CASE WHEN payments.status = 'succeeded' THEN payments.status ELSE EXCLUDED.status END,
+               updated_at = now()""",
+        {
+            "u": user_id,
+            "pi": intent.id,
+            "t": tokens,
+            "a": intent.amount,
+            "c": intent.currency,
+            "s": intent.status,
+            "k": idempotency_key,
+        },
+    )
+
+
+def set_intent_status(conn: Conn, intent_id: str, status: str) -> None:
+    """Record a non-final status change (failed, canceled, processing); never downgrades a success."""
+    _lock_intent(conn, intent_id)
+    conn.execute(
+        """UPDATE payments SET status = %(s)s, updated_at = now()
+           WHERE stripe_payment_intent_id = %(pi)s AND status <> 'succeeded'""",
+        {"s": status, "pi": intent_id},
+    )
+
+
+def record_refund(
+    conn: Conn, *, charge_id: str, intent_id: str, amount_cents: int, refunded_cents: int
+) -> None:
+    """Record a charge's cumulative refunded amount (only ever grows, whatever order events arrive in)."""
+    _lock_intent(conn, intent_id)
+    conn.execute(
+        """INSERT INTO payment_refunds (stripe_charge_id, stripe_payment_intent_id, amount_cents,
+                                        amount_refunded_cents)
+           VALUES (%(ch)s, %(pi)s, %(a)s, %(r)s)
+           ON CONFLICT (stripe_charge_id) DO UPDATE
+           SET amount_refunded_cents = greatest(payment_refunds.amount_refunded_cents, EXCLUDED.amount_refunded_cents),
+               updated_at = now()""",
+        {"ch": charge_id, "pi": intent_id, "a": amount_cents, "r": refunded_cents},
+    )
+
+
+def record_dispute(
+    conn: Conn,
+    *,
+    dispute_id: str,
+    intent_id: str,
+    charge_id: str | None,
+    amount_cents: int,
+    status: str,
+    closed: bool,
+) -> None:
+    """Record a dispute's state; once closed it stays closed (a late `created` event cannot reopen it)."""
+    _lock_intent(conn, intent_id)
+    conn.execute(
+        """INSERT INTO payment_disputes (stripe_dispute_id, stripe_payment_intent_id, stripe_charge_id,
+                                         amount_cents, status, closed)
+           VALUES (%(d)s, %(pi)s, %(ch)s, %(a)s, %(s)s, %(c)s)
+           ON CONFLICT (stripe_dispute_id) DO UPDATE
+           SET status = CASE WHEN payment_disputes.closed THEN payment_disputes.status ELSE EXCLUDED.status END,
+               closed = payment_disputes.closed OR EXCLUDED.closed,
+               amount_cents = CASE WHEN payment_disputes.closed THEN payment_disputes.amount_cents
+                                   ELSE EXCLUDED.amount_cents END,
+               updated_at = now()""",
+        {"d": dispute_id, "pi": intent_id, "ch": charge_id, "a": amount_cents, "s": status, "c": closed},
+    )
+
+
+def tokens_for_cents(tokens: int, amount_cents: int, cents: int) -> int:
+    """Tokens a refund or dispute of `cents` takes back: ceil(tokens * cents / amount_cents), at most `tokens`."""
+    if cents <= 0:
+        return 0
+    if amount_cents <= 0 or cents >= amount_cents:
+        return tokens
+    return min(tokens, -(-tokens * cents // amount_cents))
+
+
+def sync_payment(
+    conn: Conn, intent_id: str, *, cause: SyncCause, event_id: str | None = None
+) -> SyncResult | None:
+    """Move the ledger to what this payment should give the user now; None when nothing changed."""
+    _lock_intent(conn, intent_id)
+    pay = conn.execute(
+        """SELECT id, user_id, tokens, amount_cents, status, tokens_applied, sync_version
+           FROM payments WHERE stripe_payment_intent_id = %(pi)s""",
+        {"pi": intent_id},
+    ).fetchone()
+    if pay is None:
+        return None  # facts are kept; the payment's own event will sync them
+    facts = conn.execute(
+        """SELECT (SELECT coalesce(sum(amount_refunded_cents), 0) FROM payment_refunds
+                    WHERE stripe_payment_intent_id = %(pi)s) AS refunded,
+                  (SELECT coalesce(array_agg(amount_cents), '{}') FROM payment_disputes
+                    WHERE stripe_payment_intent_id = %(pi)s AND NOT (closed AND status = ANY(%(released)s)))
+                      AS disputes""",
+        {"pi": intent_id, "released": sorted(DISPUTE_RELEASED)},
+    ).fetchone()
+    assert facts is not None
+    tokens, amount = int(pay["tokens"]), int(pay["amount_cents"])
+    target = 0
+    if pay["status"] == "succeeded":
+        held = tokens_for_cents(tokens, amount, int(facts["refunded"]))
+        held += sum(tokens_for_cents(tokens, amount, int(c)) for c in facts["disputes"])
+        target = max(0, tokens - held)
+    delta = target - int(pay["tokens_applied"])
+    if delta == 0:
+        return None
+    version = int(pay["sync_version"]) + 1
+    common = {
+        "user_id": pay["user_id"],
+        "reference_type": "stripe_payment_intent",
+        "reference_id": intent_id,
+        "idempotency_key": f"payment:{intent_id}:{version}",
+        "metadata": {"stripe_event": event_id, "payment_id": str(pay["id"])},
+    }
+    if delta > 0:
+        kind = "dispute_reversal" if cause == "dispute_closed" else "purchase"
+        entry = ledger.credit(conn, amount=delta, kind=kind, **common)
+    else:
+        kind = "dispute" if cause.startswith("dispute") else "refund"
+        entry = ledger.debit(conn, amount=-delta, kind=kind, allow_debt=True, **common)
+    if entry is None:  # the version key is ours alone; a used one means a concurrent writer ignored the lock
+        raise RuntimeError(f"payment {intent_id} sync version {version} already applied")
+    conn.execute(
+        """UPDATE payments SET tokens_applied = %(t)s, sync_version = %(v)s, updated_at = now()
+           WHERE stripe_payment_intent_id = %(pi)s""",
+        {"t": target, "v": version, "pi": intent_id},
+    )
+    ledger.notify_balance(conn, pay["user_id"], entry.balance_after, entry.balance_change, kind)
+    if entry.debt_change > 0:
+        observability.capture_message(
+            "token clawback left a debt", user_id=str(pay["user_id"]), intent=intent_id, debt=entry.debt_after
+        )
+    return SyncResult(pay["user_id"], delta, entry.balance_after)
+
+
+def _lock_intent(conn: Conn, intent_id: str) -> None:
+    """Serialise everything that touches one intent, always before its rows (so two events cannot deadlock)."""
+    digest = hashlib.sha256(f"payment:{intent_id}".encode()).digest()
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(%(k)s::bigint)", {"k": int.from_bytes(digest[:8], "big", signed=True)}
+    )
+
+
+def _stripe_key(action: str, user_id: uuid.UUID, client_key: str | None) -> str:
+    """Stripe's idempotency key: the client's key scoped to the user (a retried purchase never charges twice)."""
+    return f"{action}:{user_id}:{client_key or uuid.uuid4()}"
+
+
+def _check_return_url(name: str, url: str) -> None:
+    """Checkout may only send the user back to our own frontends (no open redirect)."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    s = get_settings()
+    allowed = [*s.origins, s.public_base_url.rstrip("/")]
+    if parts.scheme not in ("https", "http") or not re.match(origins_regex(allowed), origin):
+        raise BadRequest(f"{name} must point at an allowed origin", code="INVALID_RETURN_URL")
