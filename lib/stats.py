@@ -1,0 +1,138 @@
+"""Active sessions: the dashboard's hot number, served from a Redis set of active call ids.
+
+A set, not a counter: SADD when a call connects and SREM when it ends are idempotent, so a retried request or a
+redelivered job can never make the number drift. When Redis is down the number comes from the database (the
+partial index on live calls), and the cleanup cron rebuilds the set from the database
+(`reconcile_active_sessions`) to repair anything a Redis outage missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from lib import db, redis
+
+log = logging.getLogger("digis.stats")
+
+_BREAKER_S = 15.0  # after a Redis failure, answer from the database for this long without asking Redis
+_CHUNK = 1000  # members per SADD/SREM command
+_state = {"down_until": 0.0}
+_lock = threading.Lock()
+
+
+class ActiveSessions(BaseModel):
+    """GET /stats/active-sessions."""
+
+    count: int
+    asOf: datetime
+    source: Literal["redis", "database"]
+
+
+def _key() -> str:
+    return redis.key("stats", "active_calls")
+
+
+def _available() -> bool:
+    return time.monotonic() >= _state["down_until"]
+
+
+def _failed(exc: Exception) -> None:
+    with _lock:
+        _state["down_until"] = time.monotonic() + _BREAKER_S
+    log.warning("active sessions: redis unavailable (%s); using the database", type(exc).__name__)
+
+
+def _chunks(ids: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start : start + _CHUNK]
+
+
+def mark_connected(call_ids: Iterable[UUID]) -> None:
+    """Add connected calls to the set (never raises: the reconcile repairs a miss)."""
+    ids = [str(i) for i in call_ids]
+    if not ids or not _available():
+        return
+    try:
+        client = redis.get_redis()
+        for chunk in _chunks(ids):
+            client.sadd(_key(), *chunk)
+    except redis.REDIS_ERRORS as exc:
+        _failed(exc)
+
+
+def mark_finished(call_ids: Iterable[UUID]) -> None:
+    """Remove finished calls from the set (never raises)."""
+    ids = [str(i) for i in call_ids]
+    if not ids or not _available():
+        return
+    try:
+        client = redis.get_redis()
+        for chunk in _chunks(ids):
+            client.srem(_key(), *chunk)
+    except redis.REDIS_ERRORS as exc:
+        _failed(exc)
+
+
+def after_commit_connected(conn: db.Conn, call_ids: list[UUID]) -> None:
+    """`mark_connected` once the transaction commits."""
+    ids = list(call_ids)
+    db.after_commit(conn, lambda: mark_connected(ids))
+
+
+def after_commit_finished(conn: db.Conn, call_ids: list[UUID]) -> None:
+    """`mark_finished` once the transaction commits."""
+    ids = list(call_ids)
+    db.after_commit(conn, lambda: mark_finished(ids))
+
+
+def count_in_database(conn: db.Conn) -> int:
+    """Active calls according to the database (the partial index on live calls)."""
+    row = conn.execute("SELECT count(*) AS n FROM call_sessions WHERE state = 'active'").fetchone()
+    return int(row["n"]) if row else 0
+
+
+def active_sessions() -> ActiveSessions:
+    """The number of active calls: from Redis (no database round trip), or from the database when Redis is down."""
+    now = datetime.now(UTC)
+    if _available():
+        try:
+            return ActiveSessions(count=int(redis.get_redis().scard(_key())), asOf=now, source="redis")
+        except redis.REDIS_ERRORS as exc:
+            _failed(exc)
+    with db.transaction() as conn:
+        return ActiveSessions(count=count_in_database(conn), asOf=now, source="database")
+
+
+def reconcile_active_sessions(conn: db.Conn) -> int | None:
+    """Rebuild the Redis set from the database (cleanup cron); the count written, or None when Redis is down."""
+    ids = [
+        str(r["id"]) for r in conn.execute("SELECT id FROM call_sessions WHERE state = 'active'").fetchall()
+    ]
+    try:
+        client = redis.get_redis()
+        # One MULTI: readers see the old set or the new one, never an empty one in between.
+        tx = client.multi()
+        tx.delete(_key())
+        for chunk in _chunks(ids):
+            tx.sadd(_key(), *chunk)
+        tx.exec()
+    except redis.REDIS_ERRORS as exc:
+        _failed(exc)
+        return None
+    with _lock:
+        _state["down_until"] = 0.0
+    return len(ids)
+
+
+def reset_local() -> None:
+    """Forget the breaker (tests)."""
+    with _lock:
+        _state["down_until"] = 0.0
