@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -117,26 +116,5 @@ def _publish_minutes(minutes: list[tuple[UUID, int, int, str]]) -> None:
 
 
 def publish_many(conn: db.Conn, events: list[tuple[str, str, Mapping[str, Any]]]) -> None:
-    """Queue events in one statement (a sweep may end thousands of calls); sent after the commit.
-
-    The outbox contract of `realtime.publish` (a row per event in the caller's transaction, flushed after the
-    commit, retried by `realtime.flush_pending`), set-based. Payloads come from lib.realtime's builders.
-    """
-    if not events:
-        return
-    # One JSON parameter for the whole batch: the payloads are lib.realtime's builders' plain-JSON dicts.
-    batch = json.dumps([[channel, str(event), payload] for channel, event, payload in events], default=str)
-    rows = conn.execute(
-        """INSERT INTO realtime_outbox (channel, event, payload)
-           SELECT e.value ->> 0, e.value ->> 1, e.value -> 2
-           FROM jsonb_array_elements(%(batch)s::jsonb) WITH ORDINALITY AS e(value, n)
-           ORDER BY e.n
-           RETURNING id""",
-        {"batch": batch},
-    ).fetchall()
-    ids = sorted(r["id"] for r in rows)
-    db.after_commit(conn, lambda: _flush(ids))
-
-
-def _flush(ids: list[int]) -> None:
-    realtime.flush(ids)
+    """Queue events in one statement (a sweep may end thousands of calls); sent after the commit."""
+    realtime.publish_many(conn, events)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
-import time
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -338,20 +336,16 @@ def test_sweep_is_set_based_its_statements_do_not_grow_with_the_calls(clean: Non
     assert sweep_statements(3, first=1) == sweep_statements(300, first=100)
 
 
-@pytest.mark.slow
-def test_sweep_bills_ten_thousand_due_calls_within_two_seconds(clean: None) -> None:
-    # A wall-clock budget: measured only on a machine with a core to spare (it is the benchmark of the sweep).
-    load = os.getloadavg()[0]
-    if load > (os.cpu_count() or 1):
-        pytest.skip(f"load average {load:.1f}: too busy to time the sweep")
+def test_sweep_bills_ten_thousand_due_calls_once_each(clean: None) -> None:
+    # Correctness at the benchmark's scale; its speed is a figure scripts/bench prints, never a timed test.
     n = 10_000
     seed_due_calls(n)
-    started = time.perf_counter()
     with db.transaction() as conn:
         result = calls.bill_due_calls(conn, T + seconds(61))
-        worked = time.perf_counter() - started
     assert result.callsChecked == n and result.minutesBilled == n
-    assert worked < 2.0, f"the sweep of {n} calls took {worked:.2f}s"
+    with db.transaction() as conn:
+        again = calls.bill_due_calls(conn, T + seconds(61))
+    assert again.minutesBilled == 0
 
 
 def test_billing_clock_reads_minutes_from_connection(fan: Person, creator: Person) -> None:
