@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lib import observability
 from lib.config import get_settings
-from lib.errors import PROBLEM_JSON, AppError, PayloadTooLarge, problem_body
+from lib.errors import PROBLEM_JSON, AppError, PayloadTooLarge, Unprocessable, problem_body
 
 RateBucket = Literal["auth", "payment", "default"]
 
@@ -178,6 +178,9 @@ class _PathAndBodyMiddleware:
         if path != original:
             scope = dict(scope, path=path, raw_path=path.encode())
         scope.setdefault("state", {}).setdefault("original_path", original)
+        # PostgreSQL text cannot hold NUL: refuse it at the edge as bad input, never let it become a 500.
+        if "\x00" in path or b"%00" in scope.get("query_string", b""):
+            raise Unprocessable("The request contains a NUL character", code="VALIDATION_ERROR")
 
         length = _header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
@@ -199,16 +202,24 @@ class _PathAndBodyMiddleware:
                 raise PayloadTooLarge(f"Request body over {self.max_body} bytes")
             chunks.append(chunk)
             more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if _is_text_body(scope) and (b"\x00" in body or b"\\u0000" in body):
+            raise Unprocessable("The request body contains a NUL character", code="VALIDATION_ERROR")
         replayed = False
 
         async def replay() -> Message:
             nonlocal replayed
             if not replayed:
                 replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _is_text_body(scope: Scope) -> bool:
+    kind = (_header(scope, b"content-type") or "").lower()
+    return "json" in kind or "x-www-form-urlencoded" in kind
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

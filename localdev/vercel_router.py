@@ -514,6 +514,9 @@ class VercelRouter:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
+        if path in _DOC_PATHS and scope.get("method") in ("GET", "HEAD"):
+            await self._docs(path, send)
+            return
         resolution = self.resolve(path)
         if resolution is None:
             await _problem(send, 404, "NOT_FOUND", f"No function serves {path}", path)
@@ -644,6 +647,25 @@ class VercelRouter:
             with contextlib.suppress(Exception):
                 task.get_loop().run_until_complete(self._stop_lifespan(file, function))
 
+    async def _docs(self, path: str, send: Send) -> None:
+        """The merged OpenAPI document and its docs page (local only: Vercel serves no such route)."""
+        from localdev import openapi  # first build imports every function: only when someone asks
+
+        try:
+            if path.endswith(".json"):
+                doc = await asyncio.to_thread(openapi.openapi_document, self.root)
+                raw, kind = json.dumps(doc).encode(), b"application/json"
+            else:
+                html = await asyncio.to_thread(openapi.docs_html, self.root)
+                raw, kind = html.encode(), b"text/html; charset=utf-8"
+        except Exception as exc:
+            log.exception("OpenAPI document failed to build")
+            await _problem(send, 500, "OPENAPI_BUILD_ERROR", f"{type(exc).__name__}: {exc}", path)
+            return
+        headers = [(b"content-type", kind), (b"content-length", str(len(raw)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": raw})
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
@@ -719,6 +741,9 @@ class VercelRouter:
 async def _run_lifespan(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
     with contextlib.suppress(Exception):  # an app without lifespan support raises here; that means "none"
         await app(scope, receive, send)
+
+
+_DOC_PATHS = frozenset({"/api/openapi.json", "/api/v1/openapi.json", "/api/docs", "/api/v1/docs"})
 
 
 async def _problem(send: Send, status: int, code: str, detail: str, instance: str, **extra: Any) -> None:

@@ -18,7 +18,7 @@ def call_history(
     user: CurrentUser,
     conn: DbConn,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> CallHistory:
     """{calls, total, limit, offset, hasMore}."""
     return calls.history(conn, user, calls.utcnow(), limit=limit, offset=offset)

@@ -17,7 +17,7 @@ def list_transactions(
     user: CurrentUser,
     conn: DbConn,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> ledger.TransactionPage:
     """One page of my own ledger rows."""
     return ledger.transactions(conn, user.id, limit=limit, offset=offset)

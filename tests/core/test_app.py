@@ -155,3 +155,18 @@ def test_canonical_path_maps_both_vercel_forms() -> None:
     assert canonical_path("/api/calls/[call_id]/accept", b"call_id=9") == "/api/calls/9/accept"
     assert canonical_path("/api/v1", b"") == "/api"
     assert canonical_path("/api/v1x/y", b"") == "/api/v1x/y"
+
+
+@pytest.mark.parametrize(
+    "path,body",
+    [
+        ("/api/things/a%00b/poke", {"amount": 1}),
+        ("/api/things/t/poke?x=a%00b", {"amount": 1}),
+        ("/api/things/t/poke", {"amount": 1, "note": "a\u0000b"}),
+    ],
+)
+def test_nul_characters_are_422_not_500(client: TestClient, path: str, body: dict[str, object]) -> None:
+    r = client.post(path, json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "VALIDATION_ERROR"
+    assert "NUL" in r.json()["detail"]

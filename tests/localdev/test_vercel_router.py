@@ -408,3 +408,18 @@ def test_cli_prints_ready_serves_and_exits_cleanly_on_sigterm(tree: Path) -> Non
             proc.stdout.close()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_router_serves_the_merged_openapi_and_docs_page() -> None:
+    from fastapi.testclient import TestClient
+
+    from localdev.vercel_router import ROOT, build_app
+
+    with TestClient(build_app(ROOT, cron_secret=None, fire_crons=False)) as client:
+        doc = client.get("/api/v1/openapi.json")
+        assert doc.status_code == 200
+        paths = doc.json()["paths"]
+        assert "/api/tips/send" in paths and "/api/calls/{call_id}/accept" in paths
+        page = client.get("/api/docs")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "/api/tips/send" in page.text
