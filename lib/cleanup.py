@@ -90,7 +90,9 @@ def run(now: datetime | None = None) -> CleanupReport:
     # Outside any transaction: sending is slow I/O and must not hold row locks.
     started = time.perf_counter()
     try:
-        results["outboxFlushed"] = StepResult(ok=True, ms=_ms(started), result=_plain(realtime.flush_pending(500)))
+        results["outboxFlushed"] = StepResult(
+            ok=True, ms=_ms(started), result=_plain(realtime.flush_pending(500))
+        )
     except Exception as exc:
         log.exception("outbox flush failed")
         results["outboxFlushed"] = StepResult(ok=False, ms=_ms(started), error=type(exc).__name__)
