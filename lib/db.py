@@ -27,6 +27,17 @@ _after_commit: weakref.WeakKeyDictionary[Conn, list[AfterCommit]] = weakref.Weak
 _pool_lock = threading.Lock()
 
 
+def _check_connection(conn: Conn) -> None:
+    """The pool's check on hand-out; one dead connection (a database restart) means drop every dead idle one now."""
+    try:
+        ConnectionPool.check_connection(conn)
+    except Exception:
+        # Otherwise the pool tries the idle connections one by one with growing waits: a 503 for seconds
+        # although the database is back.
+        get_pool().check()
+        raise
+
+
 @settings_cached
 def get_pool() -> ConnectionPool[Conn]:
     """The instance's pool: small, opened lazily, sized for concurrent requests on one warm function."""
@@ -44,7 +55,7 @@ def get_pool() -> ConnectionPool[Conn]:
             "row_factory": dict_row,
             "application_name": "digis-api",
         },
-        check=ConnectionPool.check_connection,
+        check=_check_connection,
         open=False,
         name="digis",
     )

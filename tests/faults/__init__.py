@@ -1,0 +1,1 @@
+"""Fault tests: the real services stopped, hanging or failing, and a fault-injecting state machine."""
