@@ -180,7 +180,10 @@ class _PathAndBodyMiddleware:
         scope.setdefault("state", {}).setdefault("original_path", original)
         # PostgreSQL text cannot hold NUL: refuse it at the edge as bad input, never let it become a 500.
         if "\x00" in path or b"%00" in scope.get("query_string", b""):
-            raise Unprocessable("The request contains a NUL character", code="VALIDATION_ERROR")
+            raise Unprocessable(
+                "The request contains a NUL character",
+                errors=[{"field": "path" if "\x00" in path else "query", "message": "NUL character"}],
+            )
 
         length = _header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
@@ -204,7 +207,10 @@ class _PathAndBodyMiddleware:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         if _is_text_body(scope) and (b"\x00" in body or b"\\u0000" in body):
-            raise Unprocessable("The request body contains a NUL character", code="VALIDATION_ERROR")
+            raise Unprocessable(
+                "The request body contains a NUL character",
+                errors=[{"field": "body", "message": "NUL character"}],
+            )
         replayed = False
 
         async def replay() -> Message:

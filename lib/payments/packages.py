@@ -50,7 +50,7 @@ class PackageList(BaseModel):
 
 def token_packages() -> list[TokenPackage]:
     """The configured packs (TOKEN_PACKAGES when set, else the defaults), cheapest first."""
-    raw = str(getattr(get_settings(), "token_packages", "") or "")
+    raw = get_settings().token_packages
     return list(_parse(raw))
 
 

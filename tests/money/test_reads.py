@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from lib import db, ledger
+from lib import config, db, ledger
 from lib.payments import packages
 from tests.conftest import MakeUser
 from tests.support.functions import client
@@ -78,13 +78,12 @@ def test_packages_are_api_md_defaults() -> None:
 
 
 def test_packages_can_be_configured(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = db.get_settings()
-    monkeypatch.setattr(
-        type(settings),
-        "token_packages",
-        '[{"tokens": 100, "priceCents": 999, "popular": true}]',
-        raising=False,
-    )
-    assert [(p.tokens, p.priceCents, p.popular, p.price) for p in packages.token_packages()] == [
-        (100, 999, True, 9.99)
-    ]
+    monkeypatch.setenv("TOKEN_PACKAGES", '[{"tokens": 100, "priceCents": 999, "popular": true}]')
+    config.reset()
+    try:
+        assert [(p.tokens, p.priceCents, p.popular, p.price) for p in packages.token_packages()] == [
+            (100, 999, True, 9.99)
+        ]
+    finally:
+        monkeypatch.undo()
+        config.reset()
