@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -125,7 +126,32 @@ def _set_timeout(conn: Conn, ms: int | None) -> None:
     conn.execute("SELECT set_config('statement_timeout', %(t)s, true)", {"t": str(timeout)})
 
 
-def request_transaction(background: BackgroundTasks) -> Iterator[Conn]:
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+async def _request_slot() -> AsyncIterator[None]:
+    """Wait on the event loop, not in a worker thread, until a pooled connection can be free for this request.
+
+    Without it, requests waiting for a connection fill the thread pool while the requests holding connections
+    (and row locks) wait for a thread to finish on: a warm instance under concurrency starves itself into 503s.
+    """
+    loop = asyncio.get_running_loop()
+    slot = _slots.get(loop)
+    if slot is None:
+        slot = _slots[loop] = asyncio.Semaphore(get_settings().db_pool_max)
+    try:
+        await asyncio.wait_for(slot.acquire(), timeout=get_settings().db_pool_timeout_s)
+    except TimeoutError as exc:
+        raise ServiceUnavailable("The database is busy; try again shortly.", code="DB_UNAVAILABLE") from exc
+    try:
+        yield
+    finally:
+        slot.release()
+
+
+def request_transaction(
+    background: BackgroundTasks, _slot: Annotated[None, Depends(_request_slot, scope="function")]
+) -> Iterator[Conn]:
     """FastAPI dependency: the request's transaction, committed before the response is sent."""
     with _connection() as conn:
         try:

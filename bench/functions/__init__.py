@@ -1,0 +1,1 @@
+"""Functions the bench serves beside the real ones (never deployed: vercel.json excludes bench/)."""
