@@ -149,12 +149,19 @@ def _revenue(conn: Conn) -> dict[str, Any]:
     return {"revenue": {"todayCents": row["cents"] if row else 0}}
 
 
-# Each section adds keys to GET /admin/stats; another domain's numbers (payouts) are one more function here.
-STAT_SECTIONS: list[StatSection] = [_people_and_activity, _revenue]
+def _payouts(conn: Conn) -> dict[str, Any]:
+    from lib import payouts  # imported here: only the stats route needs the payouts package
+
+    return payouts.admin_section(conn)
+
+
+# Each section adds keys to GET /admin/stats; another domain's numbers are one more function here.
+STAT_SECTIONS: list[StatSection] = [_people_and_activity, _revenue, _payouts]
 
 
 def stats(conn: Conn) -> dict[str, Any]:
-    """GET /admin/stats: {totalUsers, activeCreators, activeSessions, liveStreams, revenue: {todayCents}, ...}."""
+    """GET /admin/stats: {totalUsers, activeCreators, activeSessions, liveStreams, revenue: {todayCents},
+    payouts: {byStatus, creatorDebt, recent}, ...}."""
     body: dict[str, Any] = {}
     for section in STAT_SECTIONS:
         body.update(section(conn))

@@ -15,9 +15,13 @@ Rules every function keeps:
 - Credits pay the user's debt first (a `debt_repayment` posting in both ledgers).
 - The platform account is a `users` row with role 'system' and the fixed id PLATFORM_USER_ID (created by
   migration 0020, re-created on demand); fees are ordinary postings to it.
+- Provenance: a transfer spends the payer's purchase lots (`purchase_lots`) oldest first and records which
+  purchases paid for it (`earning_sources`) in the same statement; any other debit shrinks the user's lots to
+  the balance (`clamp_lots`), so lots never exceed the balance. Refunds use it (lib/payments/clawbacks).
 - Conservation (checked by `reconcile`): sum(balances, platform included) - sum(debts) == tokens that payments
   currently give (payments.tokens_applied) + net tokens of OUTSIDE_KINDS (adjustments, payouts); transfers and debt
   repayments net to zero. Debts are subtracted: a refund of spent tokens removes them from circulation on paper.
+  `reconcile` also checks payouts against their ledger rows and purchase lots against balances.
 """
 
 from lib.ledger.batch import transfer_many
@@ -35,7 +39,15 @@ from lib.ledger.models import (
     TransferOutcome,
     TransferRequest,
 )
-from lib.ledger.postings import credit, debit, ensure_platform_account, split_fee, transfer
+from lib.ledger.postings import (
+    clamp_lots,
+    credit,
+    debit,
+    ensure_platform_account,
+    lock_users,
+    split_fee,
+    transfer,
+)
 from lib.ledger.reads import (
     BalanceOut,
     TransactionOut,
@@ -66,10 +78,12 @@ __all__ = [
     "TransferRequest",
     "balance",
     "balance_summary",
+    "clamp_lots",
     "credit",
     "debit",
     "debt",
     "ensure_platform_account",
+    "lock_users",
     "notify_balance",
     "reconcile",
     "split_fee",

@@ -105,6 +105,25 @@ def transfer_many(conn: Conn, transfers: Sequence[TransferRequest]) -> list[Tran
                                             reference_type, reference_id, idempotency_key, metadata)
             SELECT entry_id, user_id, type, amount, balance_after, counterparty_id, rtype, rid, ikey, meta::jsonb
             FROM chained ORDER BY user_id, idx, side
+        ), lots AS (
+            -- Provenance: each payer's purchase lots pay for its transfers oldest first, in request order.
+            SELECT l.user_id, l.payment_id, l.remaining,
+                   sum(l.remaining) OVER (PARTITION BY l.user_id ORDER BY l.seq) - l.remaining AS before
+            FROM purchase_lots l
+            WHERE l.remaining > 0 AND l.user_id IN (SELECT from_id FROM ok)
+        ), spent AS (
+            SELECT ok.entry_id, ok.to_id, ok.amount, ok.fee, lots.payment_id,
+                   least(ok.running, lots.before + lots.remaining)
+                   - greatest(ok.running - ok.amount, lots.before) AS tokens
+            FROM ok JOIN lots ON lots.user_id = ok.from_id
+                             AND lots.before < ok.running AND lots.before + lots.remaining > ok.running - ok.amount
+        ), lot_use AS (
+            UPDATE purchase_lots l SET remaining = l.remaining - s.tokens
+            FROM (SELECT payment_id, sum(tokens) AS tokens FROM spent GROUP BY payment_id) AS s
+            WHERE l.payment_id = s.payment_id
+        ), sources AS (
+            INSERT INTO earning_sources (entry_id, payment_id, payee_id, tokens, gross, fee)
+            SELECT entry_id, payment_id, to_id, tokens, amount, fee FROM spent
         )
         SELECT r.idx, (rk.idx IS NOT NULL) AS fresh, ok.entry_id, ok.cut, ok.fee,
                c0.balance_after AS from_balance,

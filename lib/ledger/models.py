@@ -11,7 +11,20 @@ PLATFORM_USER_ID = UUID("00000000-0000-0000-0000-000000000001")
 PLATFORM_USERNAME = "digis_platform"
 
 # Kinds whose tokens enter or leave the system through a Stripe payment (cross-checked against payments).
-PAYMENT_KINDS = frozenset({"purchase", "refund", "dispute", "dispute_reversal"})
+# A refund or dispute of tokens the buyer spent takes them back from the earnings they paid for (the creator's
+# cut, the platform's fee), and a won dispute gives them back: lib/payments/clawbacks.
+PAYMENT_KINDS = frozenset(
+    {
+        "purchase",
+        "refund",
+        "dispute",
+        "dispute_reversal",
+        "earning_reversal",
+        "earning_reinstated",
+        "fee_reversal",
+        "fee_reinstated",
+    }
+)
 # Kinds whose tokens enter or leave the system some other way (admin corrections, creator payouts); a domain
 # that adds such a kind adds it here, or reconcile reports the tokens as created or destroyed.
 OUTSIDE_KINDS = {"adjustment", "payout", "payout_reversal"}
@@ -97,6 +110,8 @@ class Report:
     payments_total: int = 0  # tokens Stripe payments currently give (payments.tokens_applied)
     outside_total: int = 0  # net tokens from adjustments and payouts
     internal_net: int = 0  # transfers and debt repayments: must be 0
+    payouts_drift: int = 0  # tokens the payouts table says left minus what the ledger's payout rows say
+    lot_excess: list[Drift] = field(default_factory=list)  # users whose purchase lots exceed their balance
 
     @property
     def conservation_drift(self) -> int:
@@ -112,4 +127,6 @@ class Report:
             or self.chain_breaks
             or self.conservation_drift
             or self.internal_net
+            or self.payouts_drift
+            or self.lot_excess
         )

@@ -92,6 +92,19 @@ def transfer(
                    %(meta)s
             FROM legs
             RETURNING 1
+        ), lots AS (
+            -- Provenance: the payer's purchase lots pay for the transfer oldest first (see lib/payments/clawbacks).
+            SELECT payment_id, remaining, sum(remaining) OVER (ORDER BY seq) - remaining AS before
+            FROM purchase_lots
+            WHERE user_id = %(payer)s AND remaining > 0 AND EXISTS (SELECT 1 FROM debit)
+        ), spent AS (
+            SELECT payment_id, least(remaining, %(amount)s - before) AS tokens FROM lots WHERE before < %(amount)s
+        ), lot_use AS (
+            UPDATE purchase_lots l SET remaining = l.remaining - spent.tokens
+            FROM spent WHERE l.payment_id = spent.payment_id
+        ), sources AS (
+            INSERT INTO earning_sources (entry_id, payment_id, payee_id, tokens, gross, fee)
+            SELECT %(entry)s, payment_id, %(payee)s, tokens, %(amount)s, %(fee)s FROM spent
         )
         SELECT EXISTS (SELECT 1 FROM used) AS used,
                (SELECT token_balance FROM debit) AS from_balance,
@@ -260,6 +273,7 @@ def debit(
             return None
         if row["balance"] is None:
             raise _insufficient(int(row["current_balance"]), amount)
+        clamp_lots(conn, [user])
         return Entry(entry_id, user, kind, -amount, -amount, 0, int(row["balance"]), int(row["debt"]))
 
     # Clawback: the balance part and the debt part of one conditional statement, each with its own posting.
@@ -299,6 +313,8 @@ def debit(
     if row["used"]:
         return None
     balance_after, debt_after = int(row["balance"]), int(row["new_debt"])
+    if balance_after < int(row["bal"]):
+        clamp_lots(conn, [user])
     return Entry(
         entry_id,
         user,
@@ -364,6 +380,36 @@ def _lock(conn: Conn, user_ids: Iterable[UUID], *, platform: bool = False) -> No
     if len(rows) != len(wanted):
         missing = wanted - {r["id"] for r in rows}
         raise LookupError(f"no such user(s): {', '.join(sorted(str(m) for m in missing))}")
+
+
+def clamp_lots(conn: Conn, user_ids: Sequence[UUID]) -> None:
+    """Shrink the users' purchase lots (oldest first) to their balance after a debit that is not a transfer.
+
+    A transfer spends lots itself (and records what it spent); any other debit (a refund's fallback, a payout, an
+    adjustment) takes tokens no creator received, so the lots just stop counting them.
+    """
+    conn.execute(
+        """
+        WITH lots AS (
+            SELECT l.payment_id, l.remaining, u.token_balance,
+                   sum(l.remaining) OVER (PARTITION BY l.user_id ORDER BY l.seq) - l.remaining AS before,
+                   sum(l.remaining) OVER (PARTITION BY l.user_id) AS total
+            FROM purchase_lots l JOIN users u ON u.id = l.user_id
+            WHERE l.user_id = ANY(%(ids)s) AND l.remaining > 0
+        ), excess AS (
+            SELECT payment_id, least(remaining, total - token_balance - before) AS take
+            FROM lots WHERE before < total - token_balance
+        )
+        UPDATE purchase_lots l SET remaining = l.remaining - excess.take
+        FROM excess WHERE l.payment_id = excess.payment_id
+        """,
+        {"ids": list(user_ids)},
+    )
+
+
+def lock_users(conn: Conn, user_ids: Iterable[UserId], *, platform: bool = False) -> None:
+    """Lock these users' rows in the ledger's one order, before a multi-user operation (no deadlocks)."""
+    _lock(conn, [as_uuid(u) for u in user_ids], platform=platform)
 
 
 def _settle_debts(conn: Conn, user_ids: Sequence[UUID], *, reference_id: str | None) -> dict[UUID, int]:

@@ -1,4 +1,5 @@
-"""Reconciliation for the cleanup cron: cached values against ledger sums, balance_after chains, conservation."""
+"""Reconciliation for the cleanup cron: cached values against ledger sums, balance_after chains, conservation,
+payouts against their ledger rows, and purchase lots (provenance) never above the balance they track."""
 
 from __future__ import annotations
 
@@ -77,6 +78,26 @@ def reconcile(conn: Conn, *, limit: int = 100) -> Report:
     report.payments_total = int(totals["payments"])
     report.outside_total = int(totals["outside"])
     report.internal_net = int(totals["internal"])
+    # Payouts: what the payouts table says left the books equals what the ledger's payout rows took out.
+    paid = conn.execute(
+        """SELECT (SELECT coalesce(sum(tokens - tokens_returned), 0) FROM payouts) AS table_total,
+                  (SELECT coalesce(-sum(amount), 0) FROM token_transactions
+                    WHERE type IN ('payout', 'payout_reversal')) AS ledger_total"""
+    ).fetchone()
+    assert paid is not None
+    report.payouts_drift = int(paid["table_total"]) - int(paid["ledger_total"])
+    report.lot_excess = [
+        Drift(r["id"], int(r["cached"]), int(r["ledger"]))
+        for r in conn.execute(
+            """SELECT u.id, u.token_balance AS cached, l.total AS ledger
+               FROM (SELECT user_id, sum(remaining) AS total FROM purchase_lots WHERE remaining > 0
+                     GROUP BY user_id) l
+               JOIN users u ON u.id = l.user_id
+               WHERE l.total > u.token_balance
+               LIMIT %(limit)s""",
+            {"limit": limit},
+        ).fetchall()
+    ]
     if not report.ok:
         observability.capture_message(
             "ledger drift",
@@ -86,5 +107,7 @@ def reconcile(conn: Conn, *, limit: int = 100) -> Report:
             chain_breaks=report.chain_breaks,
             conservation_drift=report.conservation_drift,
             internal_net=report.internal_net,
+            payouts_drift=report.payouts_drift,
+            lot_excess=[d.__dict__ for d in report.lot_excess],
         )
     return report

@@ -2,8 +2,9 @@
 
 A payment's tokens reach the ledger only through `sync_payment`, which computes what the payment should give the
 user now (`tokens` once the intent succeeded, less refunded and disputed tokens) and moves `tokens_applied`
-there with one ledger credit or clawback. Whatever order or however often Stripe's events (or the purchase
-route) call it, the user ends up credited once per intent.
+there with one credit or clawback (`clawbacks`: who gives back what, the creators the tokens were spent on
+included). Whatever order or however often Stripe's events (or the purchase route) call it, the user ends up
+credited once per intent.
 
 Rounding: a partial refund or dispute of `c` cents takes back ceil(tokens * c / amount_cents) tokens.
 """
@@ -25,7 +26,7 @@ from lib.config import get_settings
 from lib.db import Conn
 from lib.errors import BadRequest
 from lib.http import origins_regex
-from lib.payments import stripe_api
+from lib.payments import clawbacks, stripe_api
 from lib.payments.packages import package_for
 from lib.users import User
 
@@ -122,7 +123,7 @@ def create_checkout(
     """A Stripe Checkout Session for a pack (mobile); crediting happens on its payment_intent.succeeded."""
     pack = package_for(req.token_amount)
     for name, url in (("successUrl", req.success_url), ("cancelUrl", req.cancel_url)):
-        _check_return_url(name, url)
+        check_return_url(name, url)
     session = stripe_api.create_checkout_session(
         amount_cents=pack.priceCents,
         currency=CURRENCY,
@@ -271,33 +272,41 @@ def sync_payment(
     delta = target - int(pay["tokens_applied"])
     if delta == 0:
         return None
-    version = int(pay["sync_version"]) + 1
-    common = {
-        "user_id": pay["user_id"],
-        "reference_type": "stripe_payment_intent",
-        "reference_id": intent_id,
-        "idempotency_key": f"payment:{intent_id}:{version}",
-        "metadata": {"stripe_event": event_id, "payment_id": str(pay["id"])},
-    }
+    purchase = clawbacks.Purchase(pay["id"], pay["user_id"], intent_id, int(pay["sync_version"]) + 1)
+    metadata = {"stripe_event": event_id, "payment_id": str(pay["id"])}
     if delta > 0:
         kind = "dispute_reversal" if cause == "dispute_closed" else "purchase"
-        entry = ledger.credit(conn, amount=delta, kind=kind, **common)
+        moved = clawbacks.give_back(conn, purchase, delta, kind=kind, metadata=metadata)
     else:
         kind = "dispute" if cause.startswith("dispute") else "refund"
-        entry = ledger.debit(conn, amount=-delta, kind=kind, allow_debt=True, **common)
-    if entry is None:  # the version key is ours alone; a used one means a concurrent writer ignored the lock
-        raise RuntimeError(f"payment {intent_id} sync version {version} already applied")
+        moved = clawbacks.take_back(conn, purchase, -delta, kind=kind, metadata=metadata)
     conn.execute(
         """UPDATE payments SET tokens_applied = %(t)s, sync_version = %(v)s, updated_at = now()
            WHERE stripe_payment_intent_id = %(pi)s""",
-        {"t": target, "v": version, "pi": intent_id},
+        {"t": target, "v": purchase.version, "pi": intent_id},
     )
-    ledger.notify_balance(conn, pay["user_id"], entry.balance_after, entry.balance_change, kind)
-    if entry.debt_change > 0:
-        observability.capture_message(
-            "token clawback left a debt", user_id=str(pay["user_id"]), intent=intent_id, debt=entry.debt_after
-        )
-    return SyncResult(pay["user_id"], delta, entry.balance_after)
+    _announce(conn, purchase, moved, kind)
+    return SyncResult(pay["user_id"], delta, moved.fan_balance)
+
+
+def _announce(conn: Conn, purchase: clawbacks.Purchase, moved: clawbacks.Moved, kind: str) -> None:
+    """balance:update for everyone the change touched; Sentry hears of every new debt."""
+    if moved.fan is not None:
+        ledger.notify_balance(conn, purchase.user_id, moved.fan.balance_after, moved.fan.balance_change, kind)
+    debts = [(purchase.user_id, moved.fan)] if moved.fan is not None else []
+    for user_id, entry in moved.others:
+        debts.append((user_id, entry))
+        if user_id != ledger.PLATFORM_USER_ID:
+            ledger.notify_balance(conn, user_id, entry.balance_after, entry.balance_change, entry.kind)
+    for user_id, entry in debts:
+        if entry.debt_change > 0:
+            observability.capture_message(
+                "token clawback left a debt",
+                user_id=str(user_id),
+                intent=purchase.intent_id,
+                kind=entry.kind,
+                debt=entry.debt_after,
+            )
 
 
 def _lock_intent(conn: Conn, intent_id: str) -> None:
@@ -313,8 +322,8 @@ def _stripe_key(action: str, user_id: uuid.UUID, client_key: str | None) -> str:
     return f"{action}:{user_id}:{client_key or uuid.uuid4()}"
 
 
-def _check_return_url(name: str, url: str) -> None:
-    """Checkout may only send the user back to our own frontends (no open redirect)."""
+def check_return_url(name: str, url: str) -> None:
+    """Stripe (Checkout, Connect onboarding) may only send the user back to our own frontends (no open redirect)."""
     parts = urlsplit(url)
     origin = f"{parts.scheme}://{parts.netloc}"
     s = get_settings()

@@ -132,6 +132,161 @@ def create_checkout_session(
     return CheckoutSession(session.id, session.url, pi if isinstance(pi, str) or pi is None else pi.id)
 
 
+# --- Connect (creator payouts) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConnectedAccount:
+    """What we keep of a connected account."""
+
+    id: str
+    payouts_enabled: bool
+    charges_enabled: bool
+    details_submitted: bool
+    disabled_reason: str | None = None
+    currently_due: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """What we keep of a transfer to a connected account."""
+
+    id: str
+    amount: int
+    amount_reversed: int
+    destination: str | None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class Refused(Exception):
+    """Stripe refused a Connect request for good: sending the same request again cannot succeed."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def create_connected_account(*, user_id: str, email: str | None, idempotency_key: str) -> ConnectedAccount:
+    """An Express account that can receive transfers (the creator finishes onboarding on Stripe)."""
+    params: dict[str, Any] = {
+        "type": "express",
+        "capabilities": {"transfers": {"requested": True}},
+        "metadata": {"user_id": user_id},
+    }
+    if email:
+        params["email"] = email
+    with _stripe_errors():
+        account = client().v1.accounts.create(
+            params=cast(Any, params), options={"idempotency_key": idempotency_key}
+        )
+    return account_from(account.to_dict())
+
+
+def create_account_link(*, account_id: str, refresh_url: str, return_url: str) -> str:
+    """A one-time onboarding URL for the account (Stripe's links expire within minutes)."""
+    with _stripe_errors():
+        link = client().v1.account_links.create(
+            params={
+                "account": account_id,
+                "refresh_url": refresh_url,
+                "return_url": return_url,
+                "type": "account_onboarding",
+            }
+        )
+    return str(link.url)
+
+
+def create_transfer(
+    *,
+    amount_cents: int,
+    currency: str,
+    destination: str,
+    metadata: Mapping[str, str],
+    transfer_group: str,
+    idempotency_key: str,
+) -> Transfer:
+    """Move money from the platform balance to a connected account; `Refused` or ServiceUnavailable."""
+    params = {
+        "amount": amount_cents,
+        "currency": currency,
+        "destination": destination,
+        "metadata": dict(metadata),
+        "transfer_group": transfer_group,
+    }
+    with _connect_errors():
+        transfer = client().v1.transfers.create(
+            params=cast(Any, params), options={"idempotency_key": idempotency_key}
+        )
+    return transfer_from(transfer.to_dict())
+
+
+def find_transfer(transfer_group: str) -> Transfer | None:
+    """The transfer made for this group, if any (for retries past Stripe's 24-hour idempotency window)."""
+    with _connect_errors():
+        found = client().v1.transfers.list(params={"transfer_group": transfer_group, "limit": 1})
+    data = found.to_dict().get("data") or []
+    return transfer_from(data[0]) if data else None
+
+
+def reverse_transfer(transfer_id: str, *, idempotency_key: str, metadata: Mapping[str, str]) -> int:
+    """Take the rest of a transfer back from the connected account; the cents reversed by this call."""
+    with _connect_errors():
+        reversal = client().v1.transfers.reversals.create(
+            transfer_id, params={"metadata": dict(metadata)}, options={"idempotency_key": idempotency_key}
+        )
+    return int(reversal.amount)
+
+
+def account_from(data: Mapping[str, Any]) -> ConnectedAccount:
+    """A connected account from its JSON (an API answer or an account.updated event)."""
+    requirements = data.get("requirements") or {}
+    return ConnectedAccount(
+        id=str(data["id"]),
+        payouts_enabled=bool(data.get("payouts_enabled")),
+        charges_enabled=bool(data.get("charges_enabled")),
+        details_submitted=bool(data.get("details_submitted")),
+        disabled_reason=requirements.get("disabled_reason"),
+        currently_due=[str(x) for x in requirements.get("currently_due") or []],
+    )
+
+
+def transfer_from(data: Mapping[str, Any]) -> Transfer:
+    """A transfer from its JSON (an API answer or a transfer.* event)."""
+    destination = data.get("destination")
+    return Transfer(
+        id=str(data["id"]),
+        amount=int(data.get("amount") or 0),
+        amount_reversed=int(data.get("amount_reversed") or 0),
+        destination=destination if isinstance(destination, str) or destination is None else destination["id"],
+        metadata={str(k): str(v) for k, v in (data.get("metadata") or {}).items()},
+    )
+
+
+@contextmanager
+def _connect_errors() -> Iterator[None]:
+    """Refusals (4xx about the request itself) as `Refused`; anything that may pass as ServiceUnavailable."""
+    import stripe
+
+    try:
+        yield
+    except stripe.IdempotencyError as exc:
+        # Our keys are derived from our own ids: the same key with other parameters is a bug, never a refusal.
+        observability.capture_exception(exc)
+        raise ServiceUnavailable("Stripe refused an idempotency key", code="PAYMENTS_UNAVAILABLE") from exc
+    except (stripe.InvalidRequestError, stripe.CardError, stripe.PermissionError) as exc:
+        raise Refused(str(exc.code or type(exc).__name__), exc.user_message or str(exc)) from exc
+    except stripe.AuthenticationError as exc:
+        observability.capture_exception(exc)
+        raise ServiceUnavailable("Payments are unavailable right now", code="PAYMENTS_UNAVAILABLE") from exc
+    except stripe.StripeError as exc:
+        log.warning("stripe connect call failed: %s", type(exc).__name__)
+        raise ServiceUnavailable("Payments are unavailable right now", code="PAYMENTS_UNAVAILABLE") from exc
+
+
+# --- webhooks ---------------------------------------------------------------------------------------------
+
+
 def verify_webhook(payload: bytes, signature: str | None) -> dict[str, Any]:
     """The event in a webhook body signed with STRIPE_WEBHOOK_SECRET or STRIPE_CONNECT_WEBHOOK_SECRET; else 400."""
     import stripe

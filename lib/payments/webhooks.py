@@ -181,11 +181,10 @@ def _token_metadata(metadata: Any) -> tuple[UUID, int] | None:
 
 # Event type (or "prefix.*") -> handler, or "module:function" imported on first use. Events signed with either
 # STRIPE_WEBHOOK_SECRET or STRIPE_CONNECT_WEBHOOK_SECRET arrive here; Connect events carry `account`.
-# The payouts issue adds its Connect events here, for example:
-#     "account.updated": "lib.payouts.webhooks:account_updated",
-#     "transfer.*": "lib.payouts.webhooks:transfer_event",
-#     "payout.*": "lib.payouts.webhooks:payout_event",
 HANDLERS: dict[str, Handler | str] = {
+    "account.updated": "lib.payouts.webhooks:account_updated",
+    "transfer.*": "lib.payouts.webhooks:transfer_event",
+    "payout.*": "lib.payouts.webhooks:payout_event",
     "payment_intent.succeeded": payment_intent_succeeded,
     "payment_intent.payment_failed": payment_intent_status_changed,
     "payment_intent.canceled": payment_intent_status_changed,
