@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from lib import calls, db, idempotency, jobs, ledger, observability, realtime, stats, streams
+from lib import calls, db, idempotency, jobs, ledger, observability, payouts, realtime, stats, streams
 
 log = logging.getLogger("digis.cleanup")
 
@@ -87,15 +87,18 @@ def run(now: datetime | None = None) -> CleanupReport:
             log.exception("cleanup step %s failed", name)
             observability.capture_message("cleanup step failed", level="error", step=name, error=repr(exc))
             results[name] = StepResult(ok=False, ms=_ms(started), error=type(exc).__name__)
-    # Outside any transaction: sending is slow I/O and must not hold row locks.
-    started = time.perf_counter()
-    try:
-        results["outboxFlushed"] = StepResult(
-            ok=True, ms=_ms(started), result=_plain(realtime.flush_pending(500))
-        )
-    except Exception as exc:
-        log.exception("outbox flush failed")
-        results["outboxFlushed"] = StepResult(ok=False, ms=_ms(started), error=type(exc).__name__)
+    # Outside any transaction: these call Pusher and Stripe, slow I/O that must not hold row locks.
+    for name, call in (
+        ("outboxFlushed", lambda: realtime.flush_pending(500)),
+        ("payoutTransfersRetried", lambda: payouts.retry_stalled_transfers(now)),
+    ):
+        started = time.perf_counter()
+        try:
+            results[name] = StepResult(ok=True, ms=_ms(started), result=_plain(call()))
+        except Exception as exc:
+            log.exception("cleanup step %s failed", name)
+            observability.capture_message("cleanup step failed", level="error", step=name, error=repr(exc))
+            results[name] = StepResult(ok=False, ms=_ms(started), error=type(exc).__name__)
     books = results["ledger"].result if "ledger" in results else None
     ok = all(r.ok for r in results.values()) and isinstance(books, dict) and bool(books.get("ok"))
     return CleanupReport(ok=ok, ranAt=now, steps=results)

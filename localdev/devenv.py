@@ -23,6 +23,7 @@ PUSHER_APP_ID = "1000001"
 PUSHER_KEY = "digis-local-key"
 PUSHER_SECRET = "digis-local-secret"
 STRIPE_SECRET_KEY = "sk_test_digis_local_0000000000000000"
+STRIPE_CONNECT_WEBHOOK_SECRET = "whsec_digis_local_connect_0000000000"
 STRIPE_WEBHOOK_SECRET = "whsec_digis_local_0000000000000000"
 AGORA_APP_ID = "0123456789abcdef0123456789abcdef"
 AGORA_APP_CERTIFICATE = "fedcba9876543210fedcba9876543210"
@@ -105,7 +106,8 @@ def defaults(ports: Ports = DEV_PORTS) -> dict[str, str]:
         "PUSHER_USE_TLS": "false",
         "STRIPE_SECRET_KEY": STRIPE_SECRET_KEY,
         "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
-        "STRIPE_API_BASE": f"{base}:{ports.stripe}",
+        "STRIPE_CONNECT_WEBHOOK_SECRET": STRIPE_CONNECT_WEBHOOK_SECRET,
+        "STRIPE_API_BASE": f"{base}:{ports.stripe_connect}",
         "AGORA_APP_ID": AGORA_APP_ID,
         "AGORA_APP_CERTIFICATE": AGORA_APP_CERTIFICATE,
         "SENTRY_DSN": f"http://{SENTRY_KEY}@{HOST}:{ports.sentry}/1",

@@ -696,6 +696,23 @@ def start_services(
         child_env,
     )
     platform.check()
+    # Connect (accounts, links, transfers) in front of localstripe: STRIPE_API_BASE points here.
+    platform.ensure_service(
+        "stripe_connect",
+        "Stripe Connect stand-in",
+        "localdev.stripe_connect_standin",
+        ports.stripe_connect,
+        [
+            "--upstream",
+            f"http://{HOST}:{ports.stripe}",
+            "--webhook-url",
+            f"http://{HOST}:{ports.api}/api/payments/webhook",
+            "--webhook-secret",
+            env["STRIPE_CONNECT_WEBHOOK_SECRET"],
+        ],
+        child_env,
+    )
+    platform.check()
     if (ROOT / "lib" / "migrate.py").exists():
         say("applying migrations")
         output = platform.run_step("migrate", [sys.executable, "-m", "lib.migrate"], child_env)

@@ -244,6 +244,21 @@ class FaultyTraffic(RuleBasedStateMachine):
         assert row is not None
         return dict(row)
 
+    def unspent(self, pi: str) -> bool:
+        """True while none of this purchase's tokens were spent (a lot as large as what the payment gives).
+
+        Once a purchase's tokens were spent, its refund or dispute falls on the creators who earned them (the
+        payouts rule, modelled in tests/payouts); this machine's per-user model keeps the buyer-only case.
+        """
+        with db.transaction() as conn:
+            row = conn.execute(
+                """SELECT l.remaining, p.tokens_applied FROM payments p
+                   LEFT JOIN purchase_lots l ON l.payment_id = p.id
+                   WHERE p.stripe_payment_intent_id = %(pi)s""",
+                {"pi": pi},
+            ).fetchone()
+        return row is None or row["remaining"] is None or int(row["remaining"]) >= int(row["tokens_applied"])
+
     def spendable(self, n: int) -> int:
         return max(self.net(n), 0)
 
@@ -291,6 +306,8 @@ class FaultyTraffic(RuleBasedStateMachine):
         fault=st.sampled_from(["none", "same_event_twice", "dropped", "fail_at_commit"]),
     )
     def refund(self, pi: str, share: int, fault: str) -> None:
+        if not self.unspent(pi):
+            return
         p = self.payments[pi]
         p.refunded = max(p.refunded, max(p.cents * share // 100, 1))
         self.deliver(charge_refunded(pi, p.refunded, p.cents), fault)
@@ -304,6 +321,8 @@ class FaultyTraffic(RuleBasedStateMachine):
     def dispute_event(self, pi: str, action: str, share: int, fault: str) -> None:
         """Open a dispute on a paid intent, or close its oldest open one (won gives the tokens back)."""
         p = self.payments[pi]
+        if action == "open" and not self.unspent(pi):
+            return
         if action == "open":
             dp = f"dp_{len(p.disputes)}_{pi[3:11]}"
             cents = max(p.cents * share // 100, 1)

@@ -156,7 +156,9 @@ def test_admin_stats_counts_users_sessions_streams_and_todays_revenue(make_user:
         )
     r = functions.client(STATS).get("/api/admin/stats", headers=boss.headers)
     assert r.status_code == 200, r.text
-    assert r.json() == {
+    body = r.json()
+    assert set(body.pop("payouts")) >= {"byStatus", "recent"}  # the payouts section; tests/payouts check it
+    assert body == {
         "totalUsers": 3,
         "activeCreators": 1,
         "activeSessions": 1,
