@@ -93,14 +93,16 @@ class Announcements:
 
     def commit_with(self, conn: db.Conn) -> None:
         """Write the events to the outbox and register the after-commit work on `conn`'s transaction."""
-        publish_many(conn, self.events)
-        if self.next_minutes:
-            minutes = list(self.next_minutes)
-            db.after_commit(conn, lambda: _publish_minutes(minutes))
+        # The active-calls set first: a quick Redis op, so a hang-up right after an accept cannot remove the
+        # call before the accept's (slower) Pusher and QStash work has added it.
         if self.connected:
             stats.after_commit_connected(conn, self.connected)
         if self.finished:
             stats.after_commit_finished(conn, self.finished)
+        publish_many(conn, self.events)
+        if self.next_minutes:
+            minutes = list(self.next_minutes)
+            db.after_commit(conn, lambda: _publish_minutes(minutes))
         for channel, uid in self.kicks:
             agora.kick_after_commit(conn, channel, uid)
 
