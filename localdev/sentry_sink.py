@@ -11,7 +11,6 @@ import contextlib
 import gzip
 import json
 import re
-import signal
 import sys
 import threading
 import time
@@ -20,9 +19,10 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from localdev import serving
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8082
@@ -270,15 +270,8 @@ class _Handler(BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def running(*, out: Path | None = None, key: str | None = None, quiet: bool = True) -> Iterator[SentrySink]:
     """A sink on a free port in a background thread; `.url`, `.dsn()`, `.items()`, `.wait_for()`."""
-    sink = SentrySink(0, out=out, key=key, quiet=quiet)
-    thread = threading.Thread(target=sink.serve_forever, args=(0.05,), name="sentry-sink", daemon=True)
-    thread.start()
-    try:
+    with serving.in_thread(SentrySink(0, out=out, key=key, quiet=quiet), "sentry-sink") as sink:
         yield sink
-    finally:
-        sink.shutdown()
-        sink.server_close()
-        thread.join(5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,24 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     sink = SentrySink(args.port, out=args.out, key=args.key)
-    thread = threading.Thread(target=sink.serve_forever, args=(0.05,), name="sentry-sink", daemon=True)
-    thread.start()
-    print(f"ready {sink.url}", flush=True)
-    print(f"DSN: {sink.dsn()}", file=sys.stderr, flush=True)
-    while not stop.wait(0.5):
-        pass
-    sink.shutdown()
-    sink.server_close()
-    thread.join(5)
-    return 0
+    return serving.serve_until_signal(sink, "sentry-sink", sink.url, f"DSN: {sink.dsn()}")
 
 
 if __name__ == "__main__":

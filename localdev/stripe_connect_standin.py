@@ -30,17 +30,15 @@ import http.client
 import json
 import re
 import secrets
-import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from localdev import devenv
+from localdev import devenv, serving
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8421
@@ -778,14 +776,8 @@ def running(
         platform_balance=platform_balance,
         quiet=quiet,
     )
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="connect-standin", daemon=True)
-    thread.start()
-    try:
+    with serving.in_thread(server, "connect-standin"):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -809,13 +801,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quiet", action="store_true", help="no access log")
     args = parser.parse_args(argv)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     try:
         server = ConnectStandin(
             args.port,
@@ -828,15 +813,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"stripe connect stand-in: cannot bind {HOST}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="connect-standin", daemon=True)
-    thread.start()
-    print(f"ready {server.url}", flush=True)
-    while not stop.wait(0.5):
-        pass
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-    return 0
+    return serving.serve_until_signal(server, "connect-standin", server.url)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import re
-import signal
 import sys
 import threading
 import uuid
@@ -23,14 +22,13 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from localdev import devenv
+from localdev import devenv, serving
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8083
@@ -359,14 +357,8 @@ def running(
     server = SupabaseStandin(
         0, service_role_key=service_role_key, key_file=key_file, empty_jwks=empty_jwks, quiet=quiet
     )
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="supabase-standin", daemon=True)
-    thread.start()
-    try:
+    with serving.in_thread(server, "supabase-standin"):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -379,26 +371,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key-file", type=Path, help="PEM P-256 key to sign with (created if missing)")
     parser.add_argument("--empty-jwks", action="store_true", help="publish no keys (an HS256-only project)")
     args = parser.parse_args(argv)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     server = SupabaseStandin(
         args.port, service_role_key=args.service_role_key, key_file=args.key_file, empty_jwks=args.empty_jwks
     )
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="supabase-standin", daemon=True)
-    thread.start()
-    print(f"ready {server.url}", flush=True)
-    print(f"JWKS: {server.jwks_url} (kid {server.kid})", file=sys.stderr, flush=True)
-    while not stop.wait(0.5):
-        pass
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-    return 0
+    note = f"JWKS: {server.jwks_url} (kid {server.kid})"
+    return serving.serve_until_signal(server, "supabase-standin", server.url, note)
 
 
 if __name__ == "__main__":
