@@ -55,30 +55,26 @@ def _chunks(ids: list[str]) -> Iterable[list[str]]:
         yield ids[start : start + _CHUNK]
 
 
-def mark_connected(call_ids: Iterable[UUID]) -> None:
-    """Add connected calls to the set (never raises: the reconcile repairs a miss)."""
+def _update_set(command: Literal["sadd", "srem"], call_ids: Iterable[UUID]) -> None:
     ids = [str(i) for i in call_ids]
     if not ids or not _available():
         return
     try:
         client = redis.get_redis()
         for chunk in _chunks(ids):
-            client.sadd(_key(), *chunk)
+            getattr(client, command)(_key(), *chunk)
     except redis.REDIS_ERRORS as exc:
         _failed(exc)
+
+
+def mark_connected(call_ids: Iterable[UUID]) -> None:
+    """Add connected calls to the set (never raises: the reconcile repairs a miss)."""
+    _update_set("sadd", call_ids)
 
 
 def mark_finished(call_ids: Iterable[UUID]) -> None:
     """Remove finished calls from the set (never raises)."""
-    ids = [str(i) for i in call_ids]
-    if not ids or not _available():
-        return
-    try:
-        client = redis.get_redis()
-        for chunk in _chunks(ids):
-            client.srem(_key(), *chunk)
-    except redis.REDIS_ERRORS as exc:
-        _failed(exc)
+    _update_set("srem", call_ids)
 
 
 def after_commit_connected(conn: db.Conn, call_ids: list[UUID]) -> None:

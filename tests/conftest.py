@@ -185,3 +185,21 @@ def make_user(clean: None) -> MakeUser:
         return TestUser(user_id, name, email, make_token(user_id, email=email))
 
     return factory
+
+
+SetEnv = Callable[..., None]
+
+
+@pytest.fixture
+def set_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[SetEnv]:
+    """Repoint settings for one test, as a deployment would (config.reset() rebuilds every client and closes the
+    pool); everything is restored afterwards."""
+
+    def apply(**env: str) -> None:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        config.reset()
+
+    yield apply
+    monkeypatch.undo()
+    config.reset()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from lib import agora, config, db, stats
+from lib import agora, stats
 from tests.conftest import MakeUser, TestUser
 
 
@@ -36,22 +36,3 @@ def creator(make_user: MakeUser) -> TestUser:
 def outsider(make_user: MakeUser) -> TestUser:
     """Someone in no call, with tokens."""
     return make_user(balance=100)
-
-
-SetEnv = Callable[..., None]
-
-
-@pytest.fixture
-def set_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[SetEnv]:
-    """Repoint settings for one test (as a deployment would); everything built from them is rebuilt, then restored."""
-
-    def apply(**env: str) -> None:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        db.close_pool()  # config.reset() forgets the pool without closing it
-        config.reset()
-
-    yield apply
-    monkeypatch.undo()
-    db.close_pool()
-    config.reset()

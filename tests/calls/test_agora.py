@@ -17,7 +17,6 @@ from uuid import UUID
 from agora_token_builder.AccessToken import AccessToken
 
 from lib import agora, calls, db
-from tests.calls.conftest import SetEnv
 from tests.calls.helpers import (
     as_user,
     both_beat,
@@ -28,7 +27,7 @@ from tests.calls.helpers import (
     real_now,
     seconds,
 )
-from tests.conftest import MakeUser
+from tests.conftest import MakeUser, SetEnv
 from tests.conftest import TestUser as Person
 
 VECTOR = "006970CA35de60c44645bbae8a215061b33IACV0fZUBw+72cVoL9eyGGh3Q6Poi8bgjwVLnyKSJyOXR7dIfRBXoFHlEAABAAAAR/QQAAEAAQCvKDdW"

@@ -13,7 +13,6 @@ import pytest
 from lib import calls, db, realtime
 from lib.calls import billing
 from localdev import qstash_server
-from tests.calls.conftest import SetEnv
 from tests.calls.helpers import (
     CRON_HEADERS,
     as_user,
@@ -32,7 +31,7 @@ from tests.calls.helpers import (
     seconds,
     signed_headers,
 )
-from tests.conftest import TEST_ENV, MakeUser
+from tests.conftest import TEST_ENV, MakeUser, SetEnv
 from tests.conftest import TestUser as Person
 
 T = datetime.fromisoformat("2031-03-01T12:00:00+00:00")  # an injected clock for tests that move time by hand

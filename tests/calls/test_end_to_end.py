@@ -17,9 +17,8 @@ import pytest
 from lib import realtime
 from lib.calls import billing
 from localdev import qstash_server, soketi, vercel_router
-from tests.calls.conftest import SetEnv
 from tests.calls.helpers import balance
-from tests.conftest import TEST_ENV, MakeUser
+from tests.conftest import TEST_ENV, MakeUser, SetEnv
 from tests.conftest import TestUser as Person
 from tests.support.pusher_ws import PusherWsClient
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from lib import calls, redis, stats
-from tests.calls.conftest import SetEnv
 from tests.calls.helpers import as_user, client, connect, in_tx, real_now
-from tests.conftest import DEAD, MakeUser
+from tests.conftest import DEAD, MakeUser, SetEnv
 from tests.conftest import TestUser as Person
 
 

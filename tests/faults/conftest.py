@@ -9,7 +9,7 @@ in a "fault figures" section at the end of the run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lib import agora, config, db, presence, stats
+from lib import agora, presence, stats
 from tests.conftest import MakeUser, TestUser
 from tests.support.functions import load_function
 
@@ -101,25 +101,6 @@ def call(relpath: str, method: str, path: str, **kwargs: Any) -> Timed:
     total = time.perf_counter() - started
     sent = (clock.sent_at or started + total) - started
     return Timed(response, sent, total)
-
-
-SetEnv = Callable[..., None]
-
-
-@pytest.fixture
-def set_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[SetEnv]:
-    """Repoint settings for one test (every client built from them is rebuilt); all restored afterwards."""
-
-    def apply(**env: str) -> None:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        db.close_pool()  # config.reset() forgets the pool; close it rather than leak its connections
-        config.reset()
-
-    yield apply
-    monkeypatch.undo()
-    db.close_pool()
-    config.reset()
 
 
 def _close_breakers() -> None:

@@ -13,11 +13,11 @@ import pytest
 from lib import agora, calls
 from lib.config import get_settings
 from localdev.qstash_server import sign
-from tests.conftest import TEST_ENV, MakeUser
+from tests.conftest import TEST_ENV, MakeUser, SetEnv
 from tests.conftest import TestUser as Person
 from tests.faults import servers
 from tests.faults.books import assert_books_balance, balance
-from tests.faults.conftest import SetEnv, Timed, call, record
+from tests.faults.conftest import Timed, call, record
 
 BILL_PATH = "/api/jobs/bill-call"
 CALLS = 5

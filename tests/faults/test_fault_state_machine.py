@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test
 
 from lib import calls
-from tests.conftest import TEST_ENV
-from tests.faults.conftest import SetEnv, record
+from tests.conftest import TEST_ENV, SetEnv
+from tests.faults.conftest import record
 from tests.faults.injectors import install_commit_fault, remove_commit_fault
 from tests.faults.traffic import CLOCK, OUTCOMES, RUN, FaultyTraffic
 

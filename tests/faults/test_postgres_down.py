@@ -17,7 +17,7 @@ import pytest
 
 from lib import db
 from lib.config import get_settings
-from tests.conftest import ADMIN_URL
+from tests.conftest import ADMIN_URL, SetEnv
 from tests.conftest import TestUser as Person
 from tests.faults import servers
 from tests.faults.books import (
@@ -30,7 +30,7 @@ from tests.faults.books import (
     new_pi,
     signed,
 )
-from tests.faults.conftest import SetEnv, Timed, call, record
+from tests.faults.conftest import Timed, call, record
 
 TIP = "tips/send.py"
 TIP_PATH = "/api/tips/send"

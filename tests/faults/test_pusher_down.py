@@ -10,9 +10,10 @@ import pytest
 
 from lib import db, realtime
 from localdev import soketi
+from tests.conftest import SetEnv
 from tests.conftest import TestUser as Person
 from tests.faults import servers
-from tests.faults.conftest import SetEnv, Timed, call, record
+from tests.faults.conftest import Timed, call, record
 from tests.support.pusher_ws import PusherWsClient
 
 pytestmark = pytest.mark.skipif(

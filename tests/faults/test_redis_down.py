@@ -13,7 +13,7 @@ from lib import stats
 from lib.config import get_settings
 from lib.ratelimit import LIMITS
 from localdev import upstash_gateway
-from tests.conftest import TEST_ENV, MakeUser
+from tests.conftest import TEST_ENV, MakeUser, SetEnv
 from tests.conftest import TestUser as Person
 from tests.faults import servers
 from tests.faults.books import (
@@ -26,7 +26,7 @@ from tests.faults.books import (
     new_pi,
     signed,
 )
-from tests.faults.conftest import SetEnv, Timed, call, record
+from tests.faults.conftest import Timed, call, record
 
 MODES = ["refused", "hanging", "redis-behind-gateway-down"]
 LATENCY_BUDGET_S = 1.0

@@ -14,11 +14,11 @@ import pytest
 
 from lib import db
 from localdev import stripe_standin
-from tests.conftest import TEST_ENV
+from tests.conftest import TEST_ENV, SetEnv
 from tests.conftest import TestUser as Person
 from tests.faults import servers
 from tests.faults.books import assert_books_balance, balance, count
-from tests.faults.conftest import SetEnv, Timed, call, record
+from tests.faults.conftest import Timed, call, record
 
 PURCHASE = "tokens/purchase.py"
 SECRET_KEY = TEST_ENV["STRIPE_SECRET_KEY"]

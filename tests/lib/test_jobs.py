@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient
 from lib import config, db, jobs
 from lib.http import create_app
 from localdev.qstash_server import Handle, running, sign
+from tests.conftest import SetEnv
 
 OTHER_KEY = "sig_someone_elses_key_0123456789abcdef0123"
-SetEnv = Callable[..., None]
 
 
 def _app(seen: list[jobs.JobMessage]) -> FastAPI:
@@ -38,22 +38,6 @@ def _app(seen: list[jobs.JobMessage]) -> FastAPI:
         return {"swept": True}
 
     return app
-
-
-@pytest.fixture
-def set_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[SetEnv]:
-    """Repoint settings for one test; everything built from them is rebuilt, and restored afterwards."""
-
-    def apply(**env: str) -> None:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        db.close_pool()  # config.reset() forgets the pool without closing it
-        config.reset()
-
-    yield apply
-    monkeypatch.undo()
-    db.close_pool()
-    config.reset()
 
 
 @pytest.fixture
