@@ -15,6 +15,49 @@ _LOCK_KEY = 0x6469676973  # "digis": one migrator at a time across deploys
 
 log = logging.getLogger("digis.migrate")
 
+# Run in each migration's transaction: every relation in `public` is private to Supabase's browser roles unless a
+# policy deliberately exposes it. RLS is on for every table (no policy: no rows). A browser role that no policy of a
+# table names gets no privilege on it at all; one that a policy names never gets TRUNCATE, REFERENCES or TRIGGER
+# (RLS does not apply to TRUNCATE). Sequences, views and functions in `public` are never theirs. Without the roles
+# (plain PostgreSQL) only the RLS part applies.
+_PRIVATE_BY_DEFAULT = """
+DO $lockdown$
+DECLARE
+    rel regclass;
+    fn regprocedure;
+    api_role name;
+    api_roles name[] := ARRAY(SELECT rolname FROM pg_roles WHERE rolname IN ('anon', 'authenticated'));
+BEGIN
+    FOR rel IN SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relrowsecurity
+                 AND pg_has_role(c.relowner, 'USAGE') LOOP
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', rel);
+    END LOOP;
+    FOREACH api_role IN ARRAY api_roles LOOP
+        FOR rel IN SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+                     AND pg_has_role(c.relowner, 'USAGE') LOOP
+            IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = rel
+                       AND (0::oid = ANY (p.polroles) OR (SELECT oid FROM pg_roles WHERE rolname = api_role)
+                            = ANY (p.polroles))) THEN
+                EXECUTE format('REVOKE TRUNCATE, REFERENCES, TRIGGER ON %s FROM %I', rel, api_role);
+            ELSE
+                EXECUTE format('REVOKE ALL ON %s FROM %I', rel, api_role);
+            END IF;
+        END LOOP;
+    END LOOP;
+    FOR fn IN SELECT p.oid FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname = 'public' AND pg_has_role(p.proowner, 'USAGE')
+                AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e') LOOP
+        EXECUTE format('REVOKE EXECUTE ON ROUTINE %s FROM PUBLIC', fn);
+        FOREACH api_role IN ARRAY api_roles LOOP
+            EXECUTE format('REVOKE ALL ON ROUTINE %s FROM %I', fn, api_role);
+        END LOOP;
+    END LOOP;
+END
+$lockdown$
+"""
+
 
 class MigrationError(Exception):
     """An applied migration was edited, or a file is malformed."""
@@ -73,6 +116,7 @@ def apply(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[st
                 continue
             with conn.transaction():
                 conn.execute(m.sql.encode())
+                conn.execute(_PRIVATE_BY_DEFAULT)
                 conn.execute(
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                     (m.version, m.name, m.checksum),
