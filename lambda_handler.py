@@ -3,7 +3,8 @@
 Nothing on the Vercel path imports this file (.vercelignore and vercel.json's excludeFiles leave it out). A Lambda
 package carries api/, lib/, localdev/__init__.py and localdev/vercel_router.py (standard library only), vercel.json
 and requirements.txt's packages (mangum included). Behind an API Gateway HTTP API or a Function URL. Crons are off:
-have a scheduler GET each vercel.json cron path with `Authorization: Bearer <CRON_SECRET>`.
+have a scheduler GET each vercel.json cron path with `Authorization: Bearer <CRON_SECRET>`. Every response, the
+router's own 404s and 500s included, carries lib/http's security headers and X-Request-ID.
 """
 
 from __future__ import annotations

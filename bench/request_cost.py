@@ -11,6 +11,7 @@ go to one creator, whose row each tip locks. Targets alternate batch by batch wi
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 from typing import Any
@@ -39,12 +40,20 @@ class Fans:
 
 def make_requests(fans: Fans, creator: str) -> dict[str, Any]:
     """Request builders per target."""
-    tip = json.dumps({"toCreatorId": creator, "amountTokens": 1}).encode()
     json_type = ("content-type", "application/json")
+
+    serial = itertools.count()
+
+    def tip() -> bytes:
+        # Each tip distinct: an identical tip from the same fan within 20 s is a retry, answered without a debit.
+        return json.dumps(
+            {"toCreatorId": creator, "amountTokens": 1, "message": f"bench {next(serial)}"}
+        ).encode()
+
     return {
         "floor": lambda _i: Request("GET", stack.FLOOR_PATH, (fans.take(),)),
         "balance": lambda _i: Request("GET", "/api/tokens/balance", (fans.take(),)),
-        "tips": lambda _i: Request("POST", "/api/tips/send", (fans.take(), json_type), tip),
+        "tips": lambda _i: Request("POST", "/api/tips/send", (fans.take(), json_type), tip()),
     }
 
 

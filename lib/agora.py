@@ -16,6 +16,7 @@ from typing import Literal
 from uuid import UUID
 
 import httpx
+from pydantic import AliasChoices, BaseModel, Field
 
 from lib import db
 from lib.config import get_settings
@@ -28,6 +29,26 @@ Role = Literal["host", "audience"]
 GRACE_S = 30  # a paid call's token outlives the paid time by this much: room for the next minute's charge
 STREAM_TOKEN_TTL_S = 3600  # live streams are not billed per minute; their tokens are renewed hourly
 KICK_BAN_S = 600  # long enough that the client cannot rejoin the ended call; its token expires sooner anyway
+
+
+class TokenRequest(BaseModel):
+    """POST /agora/token `{channelName}` and POST /agora/refresh-token `{channel}` (either key on either route)."""
+
+    channel: str = Field(validation_alias=AliasChoices("channelName", "channel"), min_length=1, max_length=64)
+    role: Role | None = None
+
+
+# Called with (channel, uid, role, expires_at) after each token is built: lib.streams counts a stream host's token
+# renewal as a sign of life. A listener must never raise (token minting does not depend on it).
+TokenListener = Callable[[str, int, Role, int], None]
+_token_listeners: list[TokenListener] = []
+
+
+def on_token_minted(listener: TokenListener) -> None:
+    """Register `listener` to hear of every RTC token minted (once per listener)."""
+    if listener not in _token_listeners:
+        _token_listeners.append(listener)
+
 
 # Privilege numbers of AccessToken v006 (agora-token-builder's kJoinChannel ... kPublishDataStream).
 _JOIN, _PUBLISH_AUDIO, _PUBLISH_VIDEO, _PUBLISH_DATA = 1, 2, 3, 4
@@ -63,7 +84,10 @@ def rtc_token(
     if role == "host":
         for privilege in (_PUBLISH_AUDIO, _PUBLISH_VIDEO, _PUBLISH_DATA):
             token.addPrivilege(privilege, expires_at)
-    return str(token.build())
+    built = str(token.build())
+    for listener in _token_listeners:
+        listener(channel, uid, role, expires_at)
+    return built
 
 
 def uid_for(conn: db.Conn, user_id: UUID) -> int:

@@ -64,6 +64,7 @@ def steps(now: datetime) -> list[tuple[str, Callable[[db.Conn], Any]]]:
     return [
         ("ringsMissed", lambda conn: calls.expire_stale_rings(conn, now)),
         ("deadCalls", lambda conn: calls.end_dead_calls(conn, now)),
+        ("scheduledCalls", lambda conn: calls.ring_scheduled_calls(conn, now)),
         ("staleStreams", lambda conn: streams.end_stale_streams(conn, now)),
         ("activeSessions", stats.reconcile_active_sessions),
         ("outboxPurged", realtime.purge),

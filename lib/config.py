@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -26,6 +27,65 @@ _REQUIRED_IN_PRODUCTION = (
     "agora_app_certificate",
     "cron_secret",
 )
+
+
+# Hosts where anyone can get a subdomain: `*.vercel.app` would let a stranger's site in. A wildcard over one of them
+# must name the project and the team (`<project>-*-<team-slug>.vercel.app`, Vercel's preview URL shape).
+SHARED_HOSTING_SUFFIXES = frozenset(
+    {
+        "vercel.app",
+        "now.sh",
+        "netlify.app",
+        "netlify.com",
+        "github.io",
+        "gitlab.io",
+        "pages.dev",
+        "workers.dev",
+        "herokuapp.com",
+        "web.app",
+        "firebaseapp.com",
+        "onrender.com",
+        "fly.dev",
+        "railway.app",
+        "up.railway.app",
+        "azurewebsites.net",
+        "azurestaticapps.net",
+        "cloudfront.net",
+        "amplifyapp.com",
+        "surge.sh",
+        "glitch.me",
+        "ngrok.io",
+        "ngrok-free.app",
+        "trycloudflare.com",
+    }
+)
+_ORIGIN_ENTRY = re.compile(r"^(https?)://([a-z0-9*.-]+)(?::([0-9]{1,5}))?$")
+_HOST_LABEL = re.compile(r"^[a-z0-9*]([a-z0-9*-]*[a-z0-9*])?$")
+_PROJECT_SCOPED_LABEL = re.compile(r"^[a-z0-9][a-z0-9-]*-\*-[a-z0-9][a-z0-9-]*$")
+_SECOND_LEVEL = frozenset({"co", "com", "net", "org", "gov", "edu", "ac", "ne", "or"})
+
+
+def origin_entry_problem(entry: str) -> str | None:
+    """Why an ALLOWED_ORIGINS entry is refused (not `scheme://host[:port]`, or a wildcard strangers can match)."""
+    m = _ORIGIN_ENTRY.match(entry)
+    labels = m.group(2).split(".") if m else []
+    if m is None or not all(_HOST_LABEL.match(label) for label in labels):
+        return f"{entry!r} is not an origin (scheme://host[:port], no path)"
+    if "*" not in entry:
+        return None
+    wild, rest = labels[0], labels[1:]
+    if entry.count("*") > 1 or "*" in ".".join(rest):
+        return f"{entry!r}: one `*`, in the first host label only"
+    suffix = ".".join(rest)
+    public = len(rest) == 1 or (len(rest) == 2 and rest[0] in _SECOND_LEVEL and len(rest[1]) == 2)
+    if not rest or public:
+        return f"{entry!r}: a wildcard directly under a public suffix matches anyone's domain"
+    if suffix in SHARED_HOSTING_SUFFIXES and not _PROJECT_SCOPED_LABEL.match(wild):
+        return (
+            f"{entry!r} admits anyone's site on {suffix}; scope it to your project and team, "
+            f"e.g. https://<project>-*-<team-slug>.{suffix}"
+        )
+    return None
 
 
 class Settings(BaseSettings):
@@ -81,6 +141,7 @@ class Settings(BaseSettings):
     agora_customer_secret: SecretStr = SecretStr("")
     agora_rest_base: str = "https://api.agora.io"
     agora_timeout_s: float = 2.0
+    agora_ncs_secret: SecretStr = SecretStr("")  # Agora Notifications (channel events) signing secret
 
     sentry_dsn: str = ""
     cron_secret: SecretStr = SecretStr(_DEV_SECRET)
@@ -107,10 +168,17 @@ class Settings(BaseSettings):
             raise ValueError(f"set these environment variables for {self.environment}: {', '.join(missing)}")
         return self
 
+    @model_validator(mode="after")
+    def _refuse_open_origins(self) -> Settings:
+        refused = [problem for entry in self.origins if (problem := origin_entry_problem(entry))]
+        if refused:
+            raise ValueError("ALLOWED_ORIGINS: " + "; ".join(refused))
+        return self
+
     @property
     def origins(self) -> list[str]:
-        """ALLOWED_ORIGINS as a list."""
-        return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]
+        """ALLOWED_ORIGINS as a list (lower-cased, no trailing slash)."""
+        return [o.strip().rstrip("/").lower() for o in self.allowed_origins.split(",") if o.strip()]
 
     @property
     def is_local(self) -> bool:

@@ -7,8 +7,9 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,7 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lib import observability
-from lib.config import get_settings
+from lib.config import get_settings, settings_cached
 from lib.errors import PROBLEM_JSON, AppError, PayloadTooLarge, Unprocessable, problem_body
 
 RateBucket = Literal["auth", "payment", "default"]
@@ -66,8 +67,7 @@ def create_app(*, rate_limit: RateBucket | None = "default", title: str = "Digis
     app.add_middleware(_PathAndBodyMiddleware, max_body=settings.max_body_bytes)
     if settings.origins:
         app.add_middleware(
-            CORSMiddleware,
-            allow_origin_regex=origins_regex(settings.origins),
+            _CORSMiddleware,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=CORS_HEADERS,
             expose_headers=EXPOSED_HEADERS,
@@ -82,6 +82,58 @@ def origins_regex(origins: list[str]) -> str:
     """ALLOWED_ORIGINS (with `*` wildcards inside a host label) as one anchored regex."""
     parts = [re.escape(o).replace(r"\*", r"[A-Za-z0-9-]+") for o in origins]
     return "^(?:" + "|".join(parts) + ")$"
+
+
+@settings_cached
+def _origins_pattern() -> re.Pattern[str] | None:
+    origins = get_settings().origins
+    return re.compile(origins_regex(origins), re.IGNORECASE) if origins else None
+
+
+def is_allowed_origin(origin: str) -> bool:
+    """The one "is this origin ours" check (CORS and Stripe return URLs): on ALLOWED_ORIGINS, exactly or by pattern."""
+    pattern = _origins_pattern()
+    return pattern is not None and pattern.fullmatch(origin) is not None
+
+
+def return_url_problem(url: str) -> str | None:
+    """Why Stripe may not send a user to `url` (Checkout, Connect onboarding), or None when it is on our frontends."""
+    # Backslashes, whitespace and userinfo are where URL parsers disagree about the host: refuse them outright.
+    if any(c == "\\" or c.isspace() or not c.isprintable() for c in url):
+        return "must be a plain URL"
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return "has an invalid port"
+    if parts.scheme not in ("https", "http") or not parts.hostname or "@" in parts.netloc:
+        return "must be an http(s) URL"
+    origin = f"{parts.scheme}://{parts.hostname}"
+    if port is not None and port != {"https": 443, "http": 80}[parts.scheme]:
+        origin += f":{port}"
+    return (
+        None
+        if is_allowed_origin(origin)
+        else f"must be on one of our frontends (ALLOWED_ORIGINS), not {origin}"
+    )
+
+
+def check_return_urls(urls: dict[str, str]) -> None:
+    """422 INVALID_RETURN_URL naming every field whose URL is not on our own frontends (no open redirect)."""
+    errors = [
+        {"field": field, "message": f"{field} {why}"}
+        for field, url in urls.items()
+        if (why := return_url_problem(url))
+    ]
+    if errors:
+        raise Unprocessable("; ".join(e["message"] for e in errors), code="INVALID_RETURN_URL", errors=errors)
+
+
+class _CORSMiddleware(CORSMiddleware):
+    """Starlette's CORS with our own origin check."""
+
+    def is_allowed_origin(self, origin: str) -> bool:
+        return is_allowed_origin(origin)
 
 
 def problem_response(
@@ -235,6 +287,22 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def request_id_of(scope: Scope) -> str:
+    """The request's id: the client's X-Request-ID when it is well-formed, else a new one."""
+    incoming = _header(scope, b"x-request-id")
+    return incoming if incoming and _REQUEST_ID_OK.fullmatch(incoming) else uuid.uuid4().hex
+
+
+def envelope_headers(headers: Iterable[Sequence[bytes]], request_id: str) -> list[tuple[bytes, bytes]]:
+    """`headers` plus the security headers and X-Request-ID they do not set themselves (every response has them)."""
+    out = [(bytes(k), bytes(v)) for k, v in headers]
+    names = {k.lower() for k, _ in out}
+    out.extend(h for h in SECURITY_HEADERS if h[0] not in names)
+    if b"x-request-id" not in names:
+        out.append((b"x-request-id", request_id.encode()))
+    return out
+
+
 class _EnvelopeMiddleware:
     """Request id, security headers, one JSON log line, and a problem 500 for anything unexpected."""
 
@@ -246,8 +314,7 @@ class _EnvelopeMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _REQUEST_ID_OK.match(incoming) else uuid.uuid4().hex
+        request_id = request_id_of(scope)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state.setdefault("original_path", scope["path"])
@@ -257,10 +324,8 @@ class _EnvelopeMiddleware:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
                 status_holder["started"] = True
-                headers = list(message.get("headers", []))
+                headers = envelope_headers(message.get("headers", []), request_id)
                 names = {k.lower() for k, _ in headers}
-                headers.extend(h for h in SECURITY_HEADERS if h[0] not in names)
-                headers.append((b"x-request-id", request_id.encode()))
                 for name, value in state.get("response_headers", {}).items():
                     if name.lower().encode() not in names:
                         headers.append((name.encode("latin-1"), str(value).encode("latin-1")))

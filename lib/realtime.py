@@ -34,7 +34,7 @@ _SOCKET_ID_RE = re.compile(r"\A\d+\.\d+\Z")
 
 USER_PREFIX = "private-user-"
 CALL_PREFIX = "private-call-"
-STREAM_PREFIX = "presence-stream-"
+STREAM_PREFIX = "private-stream-"  # private, not presence: Pusher caps presence channels at 100 members
 
 
 def _channel(prefix: str, suffix: object) -> str:
@@ -55,7 +55,7 @@ def call_channel(channel: str) -> str:
 
 
 def stream_channel(channel: str) -> str:
-    """`presence-stream-{channel}`: a live stream's audience."""
+    """`private-stream-{channel}`: a live stream's audience (any size; counts come from webhooks)."""
     return _channel(STREAM_PREFIX, channel)
 
 
@@ -71,9 +71,12 @@ class Event(enum.StrEnum):
     TIP_RECEIVED = "tip:received"
     CALL_MINUTE_BILLED = "call:minute_billed"
     CALL_INSUFFICIENT_FUNDS = "call:insufficient_funds"
-    TIP_NEW = "tip:new"
-    STREAM_ENDED = "stream:ended"
-    VIEWERS_UPDATE = "viewers:update"
+    SESSION_UPDATED = "session:updated"
+    SESSION_DUE = "session:due"
+    STREAM_TIP = "tip-received"
+    STREAM_GIFT = "gift-received"
+    STREAM_ENDED = "stream-ended"
+    VIEWER_COUNT = "viewer-count"
 
 
 # Payloads: keys are camelCase exactly as API.md; ids are strings, timestamps ISO 8601, tokens integers.
@@ -136,25 +139,76 @@ class InsufficientFunds(TypedDict):
     tokensNeeded: int
 
 
-class TipNew(TypedDict):
-    """`tip:new` on the stream's presence channel."""
+class SessionUpdated(TypedDict):
+    """`session:updated` on both parties' user channels: a scheduled call was requested, answered or moved."""
+
+    requestId: str
+    status: str
+    requestType: str
+    callType: str
+    fanId: str
+    creatorId: str
+    scheduledAt: str
+    byUserId: str | None
+
+
+class SessionDue(TypedDict):
+    """`session:due` on both parties' user channels: a scheduled call's time came and it is ringing now."""
+
+    requestId: str
+    callId: str
+    channel: str
+    callType: str
+    fanId: str
+    creatorId: str
+    rate: int
+    scheduledAt: str
+
+
+class StreamTip(TypedDict):
+    """`tip-received` on the stream's channel (the stream pages read channel, amount, sender, message)."""
 
     tipId: str
+    streamId: str
+    channel: str  # the stream's Agora channel, which the pages compare with their own
+    amount: int
     amountTokens: int
+    sender: str  # display name
     fromUsername: str
     message: str | None
 
 
+class StreamGift(TypedDict):
+    """`gift-received` on the stream's channel (the pages read channel, quantity, totalValue, emoji, sender)."""
+
+    giftId: str
+    streamId: str
+    channel: str
+    giftType: str
+    name: str
+    emoji: str
+    rarity: str
+    quantity: int
+    unitCost: int
+    totalValue: int  # tokens: unitCost x quantity
+    amount: int  # the same, for handlers that read `amount`
+    sender: str
+    fromUsername: str
+
+
 class StreamEnded(TypedDict):
-    """`stream:ended` on the stream's presence channel (API.md names no fields; these identify the stream)."""
+    """`stream-ended` on the stream's channel (the pages compare `channel`; profiles compare `creatorId`)."""
 
     streamId: str
     channel: str
+    creatorId: str
 
 
-class ViewersUpdate(TypedDict):
-    """`viewers:update` on the stream's presence channel."""
+class ViewerCount(TypedDict):
+    """`viewer-count` on the stream's channel (StreamingLayout reads channel or streamId, and count)."""
 
+    streamId: str
+    channel: str
     count: int
 
 
@@ -225,19 +279,117 @@ def insufficient_funds(
     )
 
 
-def tip_new(*, tip_id: UUID, amount_tokens: int, from_username: str, message: str | None) -> TipNew:
-    """Payload of `tip:new`."""
-    return TipNew(tipId=str(tip_id), amountTokens=amount_tokens, fromUsername=from_username, message=message)
+def session_updated(
+    *,
+    request_id: UUID,
+    status: str,
+    request_type: str,
+    call_type: str,
+    fan_id: UUID,
+    creator_id: UUID,
+    scheduled_at: datetime,
+    by_user_id: UUID | None,
+) -> SessionUpdated:
+    """Payload of `session:updated`."""
+    return SessionUpdated(
+        requestId=str(request_id),
+        status=status,
+        requestType=request_type,
+        callType=call_type,
+        fanId=str(fan_id),
+        creatorId=str(creator_id),
+        scheduledAt=_iso(scheduled_at),
+        byUserId=str(by_user_id) if by_user_id else None,
+    )
 
 
-def stream_ended(*, stream_id: UUID, channel: str) -> StreamEnded:
-    """Payload of `stream:ended`."""
-    return StreamEnded(streamId=str(stream_id), channel=channel)
+def session_due(
+    *,
+    request_id: UUID,
+    call_id: UUID,
+    channel: str,
+    call_type: str,
+    fan_id: UUID,
+    creator_id: UUID,
+    rate: int,
+    scheduled_at: datetime,
+) -> SessionDue:
+    """Payload of `session:due`."""
+    return SessionDue(
+        requestId=str(request_id),
+        callId=str(call_id),
+        channel=channel,
+        callType=call_type,
+        fanId=str(fan_id),
+        creatorId=str(creator_id),
+        rate=rate,
+        scheduledAt=_iso(scheduled_at),
+    )
 
 
-def viewers_update(*, count: int) -> ViewersUpdate:
-    """Payload of `viewers:update`."""
-    return ViewersUpdate(count=count)
+def stream_tip(
+    *,
+    tip_id: UUID,
+    stream_id: UUID,
+    channel: str,
+    amount_tokens: int,
+    sender: str,
+    from_username: str,
+    message: str | None,
+) -> StreamTip:
+    """Payload of `tip-received`."""
+    return StreamTip(
+        tipId=str(tip_id),
+        streamId=str(stream_id),
+        channel=channel,
+        amount=amount_tokens,
+        amountTokens=amount_tokens,
+        sender=sender,
+        fromUsername=from_username,
+        message=message,
+    )
+
+
+def stream_gift(
+    *,
+    gift_id: UUID,
+    stream_id: UUID,
+    channel: str,
+    gift_type: str,
+    name: str,
+    emoji: str,
+    rarity: str,
+    quantity: int,
+    unit_cost: int,
+    sender: str,
+    from_username: str,
+) -> StreamGift:
+    """Payload of `gift-received`."""
+    return StreamGift(
+        giftId=str(gift_id),
+        streamId=str(stream_id),
+        channel=channel,
+        giftType=gift_type,
+        name=name,
+        emoji=emoji,
+        rarity=rarity,
+        quantity=quantity,
+        unitCost=unit_cost,
+        totalValue=unit_cost * quantity,
+        amount=unit_cost * quantity,
+        sender=sender,
+        fromUsername=from_username,
+    )
+
+
+def stream_ended(*, stream_id: UUID, channel: str, creator_id: UUID) -> StreamEnded:
+    """Payload of `stream-ended`."""
+    return StreamEnded(streamId=str(stream_id), channel=channel, creatorId=str(creator_id))
+
+
+def viewer_count(*, stream_id: UUID, channel: str, count: int) -> ViewerCount:
+    """Payload of `viewer-count`."""
+    return ViewerCount(streamId=str(stream_id), channel=channel, count=count)
 
 
 @dataclass(frozen=True)
@@ -265,9 +417,12 @@ EVENTS: dict[Event, _Spec] = {
     Event.TIP_RECEIVED: _Spec((USER_PREFIX,), TipReceived),
     Event.CALL_MINUTE_BILLED: _Spec((CALL_PREFIX,), MinuteBilled),
     Event.CALL_INSUFFICIENT_FUNDS: _Spec((CALL_PREFIX,), InsufficientFunds),
-    Event.TIP_NEW: _Spec((STREAM_PREFIX,), TipNew),
+    Event.SESSION_UPDATED: _Spec((USER_PREFIX,), SessionUpdated),
+    Event.SESSION_DUE: _Spec((USER_PREFIX,), SessionDue),
+    Event.STREAM_TIP: _Spec((STREAM_PREFIX,), StreamTip),
+    Event.STREAM_GIFT: _Spec((STREAM_PREFIX,), StreamGift),
     Event.STREAM_ENDED: _Spec((STREAM_PREFIX,), StreamEnded),
-    Event.VIEWERS_UPDATE: _Spec((STREAM_PREFIX,), ViewersUpdate),
+    Event.VIEWER_COUNT: _Spec((STREAM_PREFIX,), ViewerCount),
 }
 
 
@@ -511,7 +666,8 @@ def authorize_channel(
 ) -> dict[str, str]:
     """Pusher's signature for a private or presence subscription; access rules belong to the caller.
 
-    `presence_user` is Pusher's channel data for presence channels: `{"user_id": ..., "user_info": {...}}`.
+    `presence_user` is Pusher's channel data for presence channels: `{"user_id": ..., "user_info": {...}}`; a
+    private channel has none, so it is ignored there (a stream's channel became private: callers may still pass it).
     """
     if not _SOCKET_ID_RE.match(socket_id):
         raise BadRequest("socket_id is not a Pusher socket id.", code="INVALID_SOCKET_ID")
@@ -523,6 +679,4 @@ def authorize_channel(
             raise ValueError("a presence channel needs presence_user with a user_id")
         user_info = dict(presence_user.get("user_info") or {})
         custom = {"user_id": str(presence_user["user_id"]), "user_info": user_info}
-    elif presence_user is not None:
-        raise ValueError("presence_user is only for presence channels")
     return {str(k): str(v) for k, v in _client().authenticate(channel_name, socket_id, custom).items()}

@@ -9,8 +9,17 @@ from uuid import UUID
 
 import psycopg
 from psycopg import sql
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+)
 
+from lib.config import get_settings
 from lib.db import Conn
 from lib.errors import Conflict, NotFound, Unprocessable
 
@@ -25,8 +34,10 @@ MIN_RATE, MAX_RATE = 1, 10_000
 _USER_COLUMNS = "id, email, username, display_name, role, is_creator, token_balance"
 _PROFILE_COLUMNS = (
     "id, username, display_name, bio, profile_pic_url, banner_url, creator_type, is_creator, role, "
-    "video_price, voice_price, message_price, stream_price, show_token_balance, token_balance"
+    "video_price, voice_price, message_price, stream_price, text_message_price, image_message_price, "
+    "video_message_price, voice_memo_price, interests, languages, state, country, show_token_balance, token_balance"
 )
+_OWN_ONLY = ("token_balance", "state", "country")  # never in someone else's view of a profile
 
 
 class User(BaseModel):
@@ -174,28 +185,60 @@ def _as_dict(value: Any) -> dict[str, Any]:
 
 
 def profile(conn: Conn, user_id: UUID, *, own: bool) -> dict[str, Any]:
-    """GET /users/profile: the flat profile; `token_balance` only for the user themself."""
+    """GET /users/profile: the flat profile; balance and location only for the user themself."""
     row = conn.execute(f"SELECT {_PROFILE_COLUMNS} FROM users WHERE id = %(id)s", {"id": user_id}).fetchone()  # noqa: S608
     if row is None:
         raise NotFound("User not found", code="USER_NOT_FOUND")
     return _profile_body(row, own=own)
 
 
+def price_usd(tokens: int | None) -> float | None:
+    """A token price in USD (tokens x TOKEN_USD_VALUE), as the frontend's call screens read `price_per_min`."""
+    return None if tokens is None else float(tokens * get_settings().token_usd_value)
+
+
 def _profile_body(row: dict[str, Any], *, own: bool) -> dict[str, Any]:
     body = dict(row)
-    body["price_per_min"] = row["video_price"]
-    balance = body.pop("token_balance")
-    if own:
-        body["token_balance"] = balance
+    body["price_per_min"] = price_usd(row["video_price"])
+    if not own:
+        for name in _OWN_ONLY:
+            body.pop(name)
     return body
 
 
+def http_url(value: str | None) -> str | None:
+    """An image URL as stored: http(s), at most 2048 characters; "" means none."""
+    if value is None or value == "":
+        return None
+    if len(value) > 2048 or not re.fullmatch(r"https?://[^\s\"'<>]+", value):
+        raise ValueError("an http(s) URL of at most 2048 characters")
+    return value
+
+
+def _token_price(low: int) -> Any:
+    """A price field: a JSON integer of tokens from `low` to MAX_RATE; a float, string or bool is refused."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_RATE:
+            raise ValueError(f"must be a whole number of tokens from {low} to {MAX_RATE}")
+        return value
+
+    return BeforeValidator(check)
+
+
+# Calls are billed per minute, so a call rate is at least 1 token (lib/calls refuses a 0 rate as "no calls");
+# messages and streams may be free (0).
+CallRate = Annotated[int, _token_price(MIN_RATE)]
+ItemPrice = Annotated[int, _token_price(0)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)]
-Rate = Annotated[int, Field(strict=True, ge=MIN_RATE, le=MAX_RATE)]
+Place = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+Tags = Annotated[list[ShortText], Field(max_length=20)]
 
 
 class ProfileUpdate(BaseModel):
-    """PUT /users/profile: every field optional; anything else sent (is_creator, role, ...) is ignored."""
+    """PUT|PATCH|POST /users/profile: every field optional; anything else sent (is_creator, role, ...) is ignored."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -205,11 +248,19 @@ class ProfileUpdate(BaseModel):
     profile_pic_url: str | None = None
     banner_url: str | None = None
     creator_type: ShortText | None = None
+    interests: Tags | None = None
+    languages: Tags | None = None
+    state: Place | None = None
+    country: Place | None = None
     show_token_balance: StrictBool | None = None
-    video_price: Rate | None = None
-    voice_price: Rate | None = None
-    message_price: Rate | None = None
-    stream_price: Rate | None = None
+    video_price: CallRate | None = None
+    voice_price: CallRate | None = None
+    message_price: ItemPrice | None = None
+    stream_price: ItemPrice | None = None
+    text_message_price: ItemPrice | None = None
+    image_message_price: ItemPrice | None = None
+    video_message_price: ItemPrice | None = None
+    voice_memo_price: ItemPrice | None = None
 
     @field_validator("username")
     @classmethod
@@ -227,23 +278,30 @@ class ProfileUpdate(BaseModel):
     @field_validator("profile_pic_url", "banner_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        if len(value) > 2048 or not re.fullmatch(r"https?://[^\s\"'<>]+", value):
-            raise ValueError("an http(s) URL of at most 2048 characters")
-        return value
+        return http_url(value)
+
+    @field_validator("state", "country")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("interests", "languages")
+    @classmethod
+    def _tags(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else list(dict.fromkeys(v for v in value if v))
 
 
-_PRICE_FIELDS = ("video_price", "voice_price", "message_price", "stream_price")
-_NOT_NULL = {"username", "show_token_balance", *_PRICE_FIELDS}
+PRICE_FIELDS = ("video_price", "voice_price", "message_price", "stream_price", "text_message_price",
+                "image_message_price", "video_message_price", "voice_memo_price")  # fmt: skip
+_NOT_NULL = {"username", "show_token_balance", "interests", "languages", *PRICE_FIELDS}
 
 
 def update_profile(conn: Conn, user: User, update: ProfileUpdate) -> dict[str, Any]:
-    """PUT /users/profile: apply the fields sent; returns {user, ignored}. Prices are a creator's only."""
+    """Apply the fields sent; returns {success, user, ignored} (+ a `data` mirror). Prices are a creator's only."""
     ignored = sorted(update.model_extra or {})
     changes: dict[str, Any] = {}
     for name in sorted(update.model_fields_set - set(update.model_extra or {})):
-        if name in _PRICE_FIELDS and not user.is_creator:
+        if name in PRICE_FIELDS and not user.is_creator:
             ignored.append(name)
             continue
         value = getattr(update, name)
@@ -257,12 +315,71 @@ def update_profile(conn: Conn, user: User, update: ProfileUpdate) -> dict[str, A
         if owner is not None and owner != user.id:
             raise Conflict("That username is taken", code="USERNAME_TAKEN")
     if changes:
-        assignments = sql.SQL(", ").join(
-            sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in changes
-        )
-        query = sql.SQL("UPDATE users SET {}, updated_at = now() WHERE id = %(id)s").format(assignments)
-        try:
-            conn.execute(query, {**changes, "id": user.id})
-        except psycopg.errors.UniqueViolation as exc:  # lost a race for the same username
-            raise Conflict("That username is taken", code="USERNAME_TAKEN") from exc
-    return {"user": profile(conn, user.id, own=True), "ignored": sorted(set(ignored))}
+        _write(conn, user.id, changes)
+    mine = profile(conn, user.id, own=True)
+    # HybridCreatorDashboard reads `response.data.success` from this bare body.
+    return {
+        "success": True,
+        "user": mine,
+        "ignored": sorted(set(ignored)),
+        "data": {"success": True, "user": mine},
+    }
+
+
+def _write(conn: Conn, user_id: UUID, changes: dict[str, Any]) -> None:
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in changes
+    )
+    query = sql.SQL("UPDATE users SET {}, updated_at = now() WHERE id = %(id)s").format(assignments)
+    try:
+        conn.execute(query, {**changes, "id": user_id})
+    except psycopg.errors.UniqueViolation as exc:  # lost a race for the same username
+        raise Conflict("That username is taken", code="USERNAME_TAKEN") from exc
+
+
+# ---- sign-up -----------------------------------------------------------------------------------------------
+
+
+class CreateProfile(BaseModel):
+    """POST /auth/create-profile body (mobile sign-up); `accountType` never makes anyone a creator."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    username: Annotated[str, StringConstraints(max_length=100)] | None = None
+    displayName: ShortText | None = None
+    bio: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
+    profilePicture: str | None = None
+    accountType: Annotated[str, StringConstraints(max_length=20)] | None = None
+
+    @field_validator("profilePicture")
+    @classmethod
+    def _picture(cls, value: str | None) -> str | None:
+        return http_url(value)
+
+
+def create_profile(conn: Conn, claims: dict[str, Any], body: CreateProfile) -> dict[str, Any]:
+    """Get-or-create my row with the chosen name; never fails on the name (a taken or malformed one is replaced).
+
+    Idempotent: a retry, or a row an earlier request already created, gets the same name when it is free.
+    """
+    email = claims.get("email")
+    email = email if isinstance(email, str) and email else None
+    wanted = username_from_email(body.username) if body.username else None
+    user, created = get_or_create(
+        conn, claims["sub"], email, preferred_username=wanted, display_name=body.displayName
+    )
+    changes: dict[str, Any] = {}
+    if not created:
+        renamed = wanted is not None and wanted != user.username and username_problem(wanted) is None
+        if renamed and wanted is not None and username_owner(conn, wanted) is None:
+            changes["username"] = wanted
+        if body.displayName:
+            changes["display_name"] = body.displayName
+    if body.bio:
+        changes["bio"] = body.bio
+    if body.profilePicture:
+        changes["profile_pic_url"] = body.profilePicture
+    if changes:
+        _write(conn, user.id, changes)
+        user = get(conn, user.id) or user
+    return {"success": True, "user": user.model_dump(mode="json"), "isNewUser": created}

@@ -27,9 +27,10 @@ STRIPE_CONNECT_WEBHOOK_SECRET = "whsec_digis_local_connect_0000000000"
 STRIPE_WEBHOOK_SECRET = "whsec_digis_local_0000000000000000"
 AGORA_APP_ID = "0123456789abcdef0123456789abcdef"
 AGORA_APP_CERTIFICATE = "fedcba9876543210fedcba9876543210"
+AGORA_NCS_SECRET = "local-agora-ncs-secret"  # localdev.agora_ncs signs channel events with it
 SENTRY_KEY = "digislocal"
 CRON_SECRET = "digis-local-cron-secret-0000000000"
-ALLOWED_ORIGINS = "http://localhost:5173,http://127.0.0.1:5173,https://*.vercel.app"
+ALLOWED_ORIGINS = "http://localhost:5173,http://127.0.0.1:5173"
 DATABASE_NAME = "digis"
 
 
@@ -110,6 +111,7 @@ def defaults(ports: Ports = DEV_PORTS) -> dict[str, str]:
         "STRIPE_API_BASE": f"{base}:{ports.stripe_connect}",
         "AGORA_APP_ID": AGORA_APP_ID,
         "AGORA_APP_CERTIFICATE": AGORA_APP_CERTIFICATE,
+        "AGORA_NCS_SECRET": AGORA_NCS_SECRET,
         "SENTRY_DSN": f"http://{SENTRY_KEY}@{HOST}:{ports.sentry}/1",
         "CRON_SECRET": CRON_SECRET,
         "ALLOWED_ORIGINS": ALLOWED_ORIGINS,

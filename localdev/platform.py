@@ -658,7 +658,10 @@ def start_services(
         "Pusher (soketi)",
         "localdev.soketi",
         ports.soketi,
-        ["--app-id", env["PUSHER_APP_ID"], "--key", env["PUSHER_KEY"], "--secret", env["PUSHER_SECRET"]],
+        [
+            *("--app-id", env["PUSHER_APP_ID"], "--key", env["PUSHER_KEY"], "--secret", env["PUSHER_SECRET"]),
+            *("--stream-webhook-url", f"{env['PUBLIC_BASE_URL']}/api/webhooks/pusher"),
+        ],
         child_env,
         note=f"ws://{HOST}:{ports.soketi}/app/{env['PUSHER_KEY']}?protocol=7",
     )

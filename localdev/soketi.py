@@ -33,6 +33,10 @@ EXIT_UNAVAILABLE = 3  # node or the npm package is missing: callers skip with a 
 # Hosted Pusher's limits, so local runs refuse what production would.
 MAX_PAYLOAD_KB = 10
 MAX_BATCH_SIZE = 10
+# What soketi 1.6 can send as webhooks (signed like Pusher's: X-Pusher-Key, X-Pusher-Signature = hex HMAC-SHA256
+# of the body with the app secret). Hosted Pusher's `subscription_count` event is not among them.
+WEBHOOK_EVENTS = ("channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event")
+STREAM_WEBHOOK_EVENTS = ("channel_occupied", "channel_vacated")
 
 
 class SoketiUnavailable(RuntimeError):
@@ -115,12 +119,33 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def stream_webhook(url: str) -> dict[str, Any]:
+    """A soketi webhook posting stream channels' occupied/vacated events to `url` (the API's /webhooks/pusher)."""
+    return {
+        "url": url,
+        "event_types": list(STREAM_WEBHOOK_EVENTS),
+        "filter": {"channel_name_starts_with": "private-stream-"},
+    }
+
+
 def write_config(
-    directory: Path, *, port: int, metrics_port: int, cluster_port: int, app_id: str, key: str, secret: str
+    directory: Path,
+    *,
+    port: int,
+    metrics_port: int,
+    cluster_port: int,
+    app_id: str,
+    key: str,
+    secret: str,
+    webhooks: list[dict[str, Any]] | None = None,
 ) -> Path:
-    """Write soketi's JSON config: everything on 127.0.0.1, one app, hosted Pusher's limits."""
+    """Write soketi's JSON config: everything on 127.0.0.1, one app, hosted Pusher's limits, its webhooks."""
     if not app_id.isdigit():
         raise ValueError("the Pusher app id must be numeric (the Python SDK refuses others)")
+    for hook in webhooks or []:
+        unknown = set(hook.get("event_types", [])) - set(WEBHOOK_EVENTS)
+        if unknown:
+            raise ValueError(f"soketi 1.6 cannot send {sorted(unknown)} webhooks")
     app = {
         "id": app_id,
         "key": key,
@@ -130,6 +155,7 @@ def write_config(
         "maxConnections": -1,
         "maxEventPayloadInKb": MAX_PAYLOAD_KB,
         "maxEventBatchSize": MAX_BATCH_SIZE,
+        "webhooks": webhooks or [],
     }
     config: dict[str, Any] = {
         "host": HOST,
@@ -207,6 +233,7 @@ class SoketiProcess:
         app_id: str = DEFAULT_APP_ID,
         key: str = DEFAULT_KEY,
         secret: str = DEFAULT_SECRET,
+        webhooks: list[dict[str, Any]] | None = None,
     ) -> None:
         node = node_binary()
         if node is None:
@@ -215,6 +242,7 @@ class SoketiProcess:
             raise SoketiUnavailable(f"soketi is not installed: run `npm install` in {NODE_DIR}")
         self.node = node
         self.handle = Soketi(HOST, port, app_id, key, secret)
+        self.webhooks = webhooks or []
         self.proc: subprocess.Popen[bytes] | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="soketi-")
         self._log: IO[bytes] | None = None
@@ -251,6 +279,7 @@ class SoketiProcess:
             app_id=h.app_id,
             key=h.key,
             secret=h.secret,
+            webhooks=self.webhooks,
         )
         # soketi reads SOKETI_* variables and a .env in its cwd over the config; give it neither.
         env = {k: v for k, v in os.environ.items() if not k.startswith("SOKETI_")}
@@ -298,11 +327,14 @@ def running(
     secret: str = DEFAULT_SECRET,
     ready_timeout_s: float = 15.0,
     attempts: int = 3,
+    webhooks: list[dict[str, Any]] | None = None,
 ) -> Iterator[Soketi]:
     """soketi on a free port (a subprocess) for a test; SoketiUnavailable when node or soketi is missing."""
     last: SoketiFailed | None = None
     for _ in range(attempts if port == 0 else 1):
-        server = SoketiProcess(port=port or free_port(), app_id=app_id, key=key, secret=secret)
+        server = SoketiProcess(
+            port=port or free_port(), app_id=app_id, key=key, secret=secret, webhooks=webhooks
+        )
         try:
             handle = server.start(ready_timeout_s=ready_timeout_s)
         except SoketiFailed as exc:
@@ -326,6 +358,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secret", default=DEFAULT_SECRET)
     parser.add_argument("--ready-timeout", type=float, default=15.0)
     parser.add_argument(
+        "--stream-webhook-url",
+        default="",
+        help="post stream channels' occupied/vacated webhooks here (e.g. http://127.0.0.1:3000/api/webhooks/pusher)",
+    )
+    parser.add_argument(
         "--ensure-installed", action="store_true", help="npm install if needed, then exit 0 (ready) or 3"
     )
     args = parser.parse_args(argv)
@@ -340,7 +377,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        server = SoketiProcess(port=args.port, app_id=args.app_id, key=args.key, secret=args.secret)
+        server = SoketiProcess(
+            port=args.port,
+            app_id=args.app_id,
+            key=args.key,
+            secret=args.secret,
+            webhooks=[stream_webhook(args.stream_webhook_url)] if args.stream_webhook_url else None,
+        )
     except SoketiUnavailable as exc:
         print(f"soketi unavailable: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

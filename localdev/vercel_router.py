@@ -14,7 +14,8 @@ parameters its destination does not use) appended to the query string, as Vercel
 Files and folders under `api/` whose name starts with `_` or `.` are not functions (Vercel skips them too).
 Each function is imported on first use by file path, its ASGI lifespan started once (as Vercel's Python runtime
 does on a cold start), and cached; an import error answers a 500 problem naming the file and is retried on the
-next request. Websockets are refused: Vercel functions do not hold them.
+next request. Websockets are refused: Vercel functions do not hold them. Every response, the router's own 404s
+and 500s included, carries the functions' security headers and X-Request-ID (`lib.http.envelope_headers`).
 
 Crons: the `vercel.json` crons fire on their schedule (UTC) as a real `GET` to this server with
 `Authorization: Bearer <CRON_SECRET>` and `User-Agent: vercel-cron/1.0`. On Vercel's Hobby plan a cron runs at
@@ -513,13 +514,38 @@ class VercelRouter:
             await self._http(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The functions' own envelope (lib/http): every response that leaves here, the router's own 404s and 500s
+        # included, carries the same security headers and X-Request-ID as a function's. Imported on first use.
+        from lib.http import envelope_headers, request_id_of
+
+        request_id = request_id_of(scope)
+        started = False
+
+        async def enveloped_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message = dict(message, headers=envelope_headers(message.get("headers", []), request_id))
+            await send(message)
+
+        try:
+            await self._route(scope, receive, enveloped_send, request_id)
+        except Exception as exc:
+            log.exception("router failed on %s", scope["path"])
+            if not started:
+                detail = f"The router failed: {type(exc).__name__}"
+                await _problem(
+                    enveloped_send, 500, "ROUTER_ERROR", detail, scope["path"], requestId=request_id
+                )
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         path = scope["path"]
         if path in _DOC_PATHS and scope.get("method") in ("GET", "HEAD"):
             await self._docs(path, send)
             return
         resolution = self.resolve(path)
         if resolution is None:
-            await _problem(send, 404, "NOT_FOUND", f"No function serves {path}", path)
+            await _problem(send, 404, "NOT_FOUND", f"No function serves {path}", path, requestId=request_id)
             return
         file = resolution.route.file
         try:
@@ -528,11 +554,21 @@ class VercelRouter:
             log.exception("function %s failed to load", file)
             detail = f"{file} failed to import: {type(exc).__name__}: {exc}"
             trace = traceback.format_exception_only(type(exc), exc)
-            await _problem(send, 500, "FUNCTION_IMPORT_ERROR", detail, path, file=str(file), exception=trace)
+            await _problem(
+                send,
+                500,
+                "FUNCTION_IMPORT_ERROR",
+                detail,
+                path,
+                requestId=request_id,
+                file=str(file),
+                exception=trace,
+            )
             return
-        await self._invoke(function.app, self._function_scope(scope, resolution), receive, send, file)
+        fn_scope = self._function_scope(scope, resolution, request_id)
+        await self._invoke(function.app, fn_scope, receive, send, file, request_id)
 
-    def _function_scope(self, scope: Scope, resolution: Resolution) -> Scope:
+    def _function_scope(self, scope: Scope, resolution: Resolution, request_id: str | None = None) -> Scope:
         query = scope.get("query_string", b"")
         if resolution.query:
             added = urlencode(resolution.query, quote_via=quote).encode()
@@ -548,6 +584,8 @@ class VercelRouter:
             b"x-forwarded-proto": str(scope.get("scheme", "http")).encode(),
             b"x-vercel-id": f"dev1::{uuid.uuid4().hex[:20]}".encode(),
         }
+        if request_id is not None:  # the function logs and answers with the id the router's own answers use
+            platform_headers[b"x-request-id"] = request_id.encode()
         headers = [(k, v) for k, v in scope.get("headers", []) if k not in platform_headers]
         headers += list(platform_headers.items())
         # Vercel hands functions no lifespan state of the server's.
@@ -555,7 +593,9 @@ class VercelRouter:
         fn_scope.update(query_string=query, headers=headers, root_path="")
         return fn_scope
 
-    async def _invoke(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send, file: Path) -> None:
+    async def _invoke(
+        self, app: ASGIApp, scope: Scope, receive: Receive, send: Send, file: Path, request_id: str
+    ) -> None:
         started = False
 
         async def tracking_send(message: Message) -> None:
@@ -571,7 +611,15 @@ class VercelRouter:
             log.exception("function %s raised", file)
             if not started:
                 detail = f"{file} raised {type(exc).__name__}: {exc}"
-                await _problem(send, 500, "FUNCTION_INVOCATION_FAILED", detail, scope["path"], file=str(file))
+                await _problem(
+                    send,
+                    500,
+                    "FUNCTION_INVOCATION_FAILED",
+                    detail,
+                    scope["path"],
+                    requestId=request_id,
+                    file=str(file),
+                )
 
     # function loading and lifespans
 
@@ -663,6 +711,8 @@ class VercelRouter:
             await _problem(send, 500, "OPENAPI_BUILD_ERROR", f"{type(exc).__name__}: {exc}", path)
             return
         headers = [(b"content-type", kind), (b"content-length", str(len(raw)).encode())]
+        if kind.startswith(b"text/html"):
+            headers.append((b"content-security-policy", _DOCS_CSP))  # the page's own <style>, nothing else
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": raw})
 
@@ -743,6 +793,7 @@ async def _run_lifespan(app: ASGIApp, scope: Scope, receive: Receive, send: Send
         await app(scope, receive, send)
 
 
+_DOCS_CSP = b"default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 _DOC_PATHS = frozenset({"/api/openapi.json", "/api/v1/openapi.json", "/api/docs", "/api/v1/docs"})
 
 

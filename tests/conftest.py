@@ -48,7 +48,7 @@ TEST_ENV = {
     "AGORA_REST_BASE": DEAD,
     "SENTRY_DSN": "",
     "CRON_SECRET": "test-cron-secret",
-    "ALLOWED_ORIGINS": "http://localhost:5173,https://*.vercel.app",
+    "ALLOWED_ORIGINS": "http://localhost:5173,https://digis-app-*-digisapp.vercel.app",
 }
 os.environ.update(TEST_ENV)
 

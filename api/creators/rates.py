@@ -1,4 +1,4 @@
-"""GET|POST /api/creators/rates: my per-minute prices in whole tokens (creators only)."""
+"""GET|POST /api/creators/rates: my call rates and message prices in whole tokens (creators only)."""
 
 from typing import Any
 
@@ -12,11 +12,11 @@ app = create_app()
 
 @app.get("/api/creators/rates")
 def get_rates(user: CreatorUser, conn: DbConn) -> dict[str, Any]:
-    """{rates: {videoCall, voiceCall, message, stream}}."""
+    """{rates: {videoCall, voiceCall, message, stream, textMessage, imageMessage, audioMessage, videoMessage}}."""
     return creators.get_rates(conn, user)
 
 
 @app.post("/api/creators/rates")
 def set_rates(body: creators.RatesUpdate, user: CreatorUser, conn: DbConn) -> dict[str, Any]:
-    """{rates, ignored}: integers 1-10,000; keys we do not price are listed in `ignored`."""
+    """{rates, ignored}: calls 1-10,000 tokens/min, messages and streams 0-10,000 (0 = free)."""
     return creators.set_rates(conn, user, body.rates)

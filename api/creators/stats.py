@@ -1,5 +1,7 @@
 """GET /api/creators/stats: my follower and subscriber counts (creators only)."""
 
+from typing import Any
+
 from lib import creators
 from lib.auth import CreatorUser
 from lib.db import DbConn
@@ -9,6 +11,6 @@ app = create_app()
 
 
 @app.get("/api/creators/stats")
-def creator_stats(user: CreatorUser, conn: DbConn) -> dict[str, int]:
-    """{followersCount, subscribersCount}."""
-    return creators.follow_counts(conn, user.id)
+def creator_stats(user: CreatorUser, conn: DbConn) -> dict[str, Any]:
+    """{success, followersCount, subscribersCount, data: {same}}; subscribers stay 0 until subscriptions exist."""
+    return creators.creator_stats(conn, user)

@@ -1,4 +1,4 @@
-"""POST /api/tips/send: a fan tips a creator (Idempotency-Key honoured)."""
+"""POST /api/tips/send: a fan tips a creator, in a live stream or not (retry-safe with or without Idempotency-Key)."""
 
 from fastapi.responses import JSONResponse
 
@@ -13,5 +13,6 @@ app = create_app()
 
 @app.post("/api/tips/send", response_model=tips.TipResult)
 def send_tip(body: tips.TipRequest, user: CurrentUser, conn: DbConn, idem: IdempotencyKey) -> JSONResponse:
-    """Move the tokens, or 402 INSUFFICIENT_TOKENS with current_balance and required_amount."""
+    """{tipId, amountTokens, new_balance, creatorCut, platformFee, streamId, replayed, success, data: {...}};
+    402 INSUFFICIENT_TOKENS with current_balance and required_amount."""
     return idem.run(conn, user.id, lambda: tips.send_tip(conn, user, body, idempotency_key=idem.key))

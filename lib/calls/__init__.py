@@ -1,6 +1,8 @@
 """Paid calls: one state machine (`machine`), per-minute billing (`billing`), reads (`listing`), channel access.
 
-Routes call these; the cleanup cron calls `expire_stale_rings`, `end_dead_calls` and `bill_due_calls`.
+Routes call these; the cleanup cron calls `expire_stale_rings`, `end_dead_calls`, `bill_due_calls` and
+`ring_scheduled_calls` (booked calls whose ring job was lost). The frontend's `/sessions/*` routes use `sessions`
+(over `machine` and `scheduling`, the bookings).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from lib.calls.machine import (
     initiate_call,
     request_call,
 )
+from lib.calls.scheduling import sweep as ring_scheduled_calls
 from lib.calls.sweeps import CronResult, billing_cron
 
 __all__ = [
@@ -49,6 +52,7 @@ __all__ = [
     "initiate_call",
     "pending",
     "request_call",
+    "ring_scheduled_calls",
     "run_bill_call_job",
     "status",
     "utcnow",

@@ -23,29 +23,21 @@ def _call_by_channel(conn: Conn, channel: str) -> Call | None:
 
 
 def authorize_pusher(conn: Conn, user: User, socket_id: str, channel_name: str) -> dict[str, Any]:
-    """Sign a subscription: my user channel, a call I am in, a live stream's presence channel; 403 otherwise."""
+    """Sign a subscription: my user channel, a call I am in, a live stream's (private) channel; 403 otherwise."""
     allowed = False
-    presence: dict[str, Any] | None = None
     if channel_name.startswith(realtime.USER_PREFIX):
         allowed = channel_name == realtime.user_channel(user.id)
     elif channel_name.startswith(realtime.CALL_PREFIX):
         call = _call_by_channel(conn, channel_name.removeprefix(realtime.CALL_PREFIX))
         allowed = call is not None and call.has_party(user.id)
     elif channel_name.startswith(realtime.STREAM_PREFIX):
-        stream = streams.live_stream_by_channel(conn, channel_name.removeprefix(realtime.STREAM_PREFIX))
-        if stream is not None:
-            allowed = True
-            presence = {
-                "user_id": str(user.id),
-                "user_info": {
-                    "username": user.username,
-                    "displayName": user.display_name or user.username,
-                    "isHost": stream["creator_id"] == user.id,
-                },
-            }
+        allowed = (
+            streams.live_stream_by_channel(conn, channel_name.removeprefix(realtime.STREAM_PREFIX))
+            is not None
+        )
     if not allowed:
         raise Forbidden("You may not subscribe to this channel", code="CHANNEL_FORBIDDEN")
-    return realtime.authorize_channel(socket_id, channel_name, presence_user=presence)
+    return realtime.authorize_channel(socket_id, channel_name)
 
 
 def agora_token(conn: Conn, user: User, channel: str, role: agora.Role | None, now: datetime) -> AgoraToken:

@@ -86,16 +86,32 @@ def _place(
     call_type: CallType,
     message: str | None,
     now: datetime,
+    rate: int | None = None,
 ) -> CallRinging:
-    """Ring the callee: a new ringing call (409 CREATOR_BUSY when the creator has one) and `call:request`."""
-    rate = creator["video_price"] if call_type == "video" else creator["voice_price"]
+    """Ring the callee: a new ringing call and `call:request`.
+
+    Each participant is in at most one ringing or active call, on either side: 409 CREATOR_BUSY when the creator
+    is in one, FAN_BUSY when the fan is. `rate` is an agreed per-minute price (a scheduled call's); by default the
+    creator's current one.
+    """
+    if rate is None:
+        rate = creator["video_price"] if call_type == "video" else creator["voice_price"]
     if not rate or rate <= 0:
         raise BadRequest(f"This creator does not take {call_type} calls", code="CALL_TYPE_UNAVAILABLE")
     ann = Announcements()
-    expire_stale_rings(conn, now, creator_id=creator["id"], ann=ann)  # a stale ring must not make them busy
+    # A stale ring must not keep either side busy.
+    expire_stale_rings(conn, now, party_ids=[fan["id"], creator["id"]], ann=ann)
+    call_id = uuid.uuid4()
+    claimed = queries.claim_parties(conn, call_id, [fan["id"], creator["id"]])
+    for side, code, label in ((creator, "CREATOR_BUSY", "The creator"), (fan, "FAN_BUSY", "The fan")):
+        if side["id"] not in claimed:
+            # The request's transaction rolls back, releasing the other side's claim with it.
+            raise Conflict(
+                f"{'You are' if side['id'] == caller else label + ' is'} in another call", code=code
+            )
     call = queries.insert_ringing(
         conn,
-        call_id=uuid.uuid4(),
+        call_id=call_id,
         fan_id=fan["id"],
         creator_id=creator["id"],
         initiated_by=caller,
@@ -130,15 +146,25 @@ def _place(
     )
 
 
-def request_call(conn: Conn, fan: User, creator_id: UUID, call_type: CallType, now: datetime) -> CallRinging:
-    """A fan asks a creator for a call: 402 without one minute's tokens, 409 CREATOR_BUSY if the creator is taken."""
-    if creator_id == fan.id:
-        raise BadRequest("You cannot call yourself", code="CANNOT_CALL_SELF")
+def callable_creator(conn: Conn, creator_id: UUID) -> DictRow:
+    """A real creator (never the platform's `system` account), or 404 CREATOR_NOT_FOUND."""
     creator = queries.party(conn, creator_id)
-    if creator is None or not creator["is_creator"]:
+    if creator is None or not creator["is_creator"] or creator["role"] == "system":
         raise NotFound("Creator not found", code="CREATOR_NOT_FOUND")
-    rate = creator["video_price"] if call_type == "video" else creator["voice_price"]
-    balance = ledger.balance(conn, fan.id)
+    return creator
+
+
+def callable_user(conn: Conn, user_id: UUID) -> DictRow:
+    """A real user to call (never the platform's `system` account), or 404 USER_NOT_FOUND."""
+    user = queries.party(conn, user_id)
+    if user is None or user["role"] == "system":
+        raise NotFound("User not found", code="USER_NOT_FOUND")
+    return user
+
+
+def require_one_minute(conn: Conn, fan_id: UUID, rate: int | None) -> None:
+    """402 INSUFFICIENT_TOKENS unless the fan can pay one minute at `rate`."""
+    balance = ledger.balance(conn, fan_id)
     if rate and balance < rate:
         raise PaymentRequired(
             "Insufficient tokens for one minute of this call",
@@ -146,6 +172,33 @@ def request_call(conn: Conn, fan: User, creator_id: UUID, call_type: CallType, n
             current_balance=balance,
             required_amount=rate,
         )
+
+
+def place_call(
+    conn: Conn,
+    fan: DictRow,
+    creator: DictRow,
+    *,
+    caller: UUID,
+    call_type: CallType,
+    message: str | None,
+    rate: int,
+    now: datetime,
+) -> CallRinging:
+    """Ring a call between two checked parties at an agreed rate (a scheduled call coming due)."""
+    if caller == fan["id"]:
+        require_one_minute(conn, fan["id"], rate)
+    return _place(conn, fan, creator, caller=caller, call_type=call_type, message=message, now=now, rate=rate)
+
+
+def request_call(conn: Conn, fan: User, creator_id: UUID, call_type: CallType, now: datetime) -> CallRinging:
+    """A fan asks a creator for a call: 402 without one minute's tokens, 409 CREATOR_BUSY if the creator is taken."""
+    if creator_id == fan.id:
+        raise BadRequest("You cannot call yourself", code="CANNOT_CALL_SELF")
+    creator = callable_creator(conn, creator_id)
+    require_one_minute(
+        conn, fan.id, creator["video_price"] if call_type == "video" else creator["voice_price"]
+    )
     me = queries.party(conn, fan.id)
     assert me is not None
     return _place(conn, me, creator, caller=fan.id, call_type=call_type, message=None, now=now)
@@ -157,9 +210,7 @@ def initiate_call(
     """A creator invites a fan (the fan pays from minute 1 on accepting)."""
     if fan_id == creator.id:
         raise BadRequest("You cannot call yourself", code="CANNOT_CALL_SELF")
-    fan = queries.party(conn, fan_id)
-    if fan is None:
-        raise NotFound("User not found", code="USER_NOT_FOUND")
+    fan = callable_user(conn, fan_id)
     me = queries.party(conn, creator.id)
     assert me is not None
     return _place(conn, fan, me, caller=creator.id, call_type=call_type, message=message, now=now)
@@ -300,17 +351,18 @@ def view(call: Call, me: UUID, now: datetime, other: Party | None = None) -> Cal
 
 
 def expire_stale_rings(
-    conn: Conn, now: datetime, *, creator_id: UUID | None = None, ann: Announcements | None = None
+    conn: Conn, now: datetime, *, party_ids: list[UUID] | None = None, ann: Announcements | None = None
 ) -> int:
-    """Ringing calls unanswered for 45 s become missed (cleanup cron, and before a creator takes a new call)."""
+    """Ringing calls unanswered for 45 s become missed (cleanup cron, and before its parties take a new call)."""
     rows = conn.execute(
         f"""UPDATE call_sessions SET state = 'missed', end_reason = 'no_answer', ended_at = ring_expires_at
             WHERE id IN (SELECT id FROM call_sessions
                          WHERE state = 'ringing' AND ring_expires_at <= %(now)s
-                           AND (%(creator)s::uuid IS NULL OR creator_id = %(creator)s::uuid)
+                           AND (%(parties)s::uuid[] IS NULL OR fan_id = ANY(%(parties)s::uuid[])
+                                OR creator_id = ANY(%(parties)s::uuid[]))
                          ORDER BY ring_expires_at LIMIT 5000 FOR UPDATE SKIP LOCKED)
             RETURNING {queries.COLUMNS}""",  # noqa: S608
-        {"now": now, "creator": creator_id},
+        {"now": now, "parties": party_ids},
     ).fetchall()
     own = ann is None
     announcements = ann if ann is not None else Announcements()

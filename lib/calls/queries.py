@@ -98,12 +98,39 @@ def update(conn: Conn, call_id: UUID, changes: dict[str, Any]) -> Call:
 
 
 def party(conn: Conn, user_id: UUID) -> DictRow | None:
-    """The fields a call needs about a user: name, creator flag and per-minute prices."""
+    """The fields a call needs about a user: name, role, creator flag and per-minute prices."""
     return conn.execute(
-        """SELECT id, username, display_name, profile_pic_url, is_creator, video_price, voice_price
+        """SELECT id, username, display_name, profile_pic_url, role, is_creator, video_price, voice_price
            FROM users WHERE id = %(id)s""",
         {"id": user_id},
     ).fetchone()
+
+
+def claim_parties(conn: Conn, call_id: UUID, user_ids: list[UUID]) -> set[UUID]:
+    """Claim each user's one live-call slot for `call_id`; the users claimed (a user in a live call is not).
+
+    Claims are taken in id order, so two requests claiming the same two users in opposite roles cannot deadlock;
+    a slot another transaction is claiming waits for it (taken if it rolls back, refused if it commits).
+    """
+    rows = conn.execute(
+        """INSERT INTO call_live_parties (user_id, call_id)
+           SELECT u, %(call)s FROM unnest(%(users)s::uuid[]) AS u ORDER BY u
+           ON CONFLICT ON CONSTRAINT call_live_parties_pkey DO NOTHING
+           RETURNING user_id""",
+        {"call": call_id, "users": sorted(set(user_ids))},
+    ).fetchall()
+    return {r["user_id"] for r in rows}
+
+
+def live_call_of(conn: Conn, user_id: UUID) -> Call | None:
+    """The ringing or active call the user is in, on either side (at most one: call_live_parties)."""
+    row = conn.execute(
+        f"""SELECT {", ".join("c." + c.strip() for c in COLUMNS.split(","))}
+            FROM call_live_parties p JOIN call_sessions c ON c.id = p.call_id
+            WHERE p.user_id = %(u)s""",  # noqa: S608
+        {"u": user_id},
+    ).fetchone()
+    return Call.model_validate(row) if row else None
 
 
 def display_name(row: DictRow) -> str:

@@ -125,7 +125,7 @@ def test_body_over_one_mib_is_413_declared_or_chunked(client: TestClient) -> Non
 
 
 def test_cors_allows_listed_and_wildcard_origins_only(client: TestClient) -> None:
-    for origin in ("http://localhost:5173", "https://digis-pr-12.vercel.app"):
+    for origin in ("http://localhost:5173", "https://digis-app-git-pr-12-digisapp.vercel.app"):
         r = client.options(
             "/api/things/t/poke",
             headers={
@@ -137,7 +137,13 @@ def test_cors_allows_listed_and_wildcard_origins_only(client: TestClient) -> Non
         assert r.status_code == 200
         assert r.headers["access-control-allow-origin"] == origin
         assert "idempotency-key" in r.headers["access-control-allow-headers"].lower()
-    for origin in ("https://evil.example", "https://vercel.app.evil.example", "https://a.b.vercel.app"):
+    for origin in (
+        "https://evil.example",
+        "https://vercel.app.evil.example",
+        "https://a.b.vercel.app",
+        "https://digis-pr-12.vercel.app",  # anyone's Vercel app: only the project-scoped pattern is listed
+        "https://digis-app-x-digisapp.vercel.app.evil.example",
+    ):
         r = client.post("/api/things/t/poke", json={"amount": 1}, headers={"Origin": origin})
         assert "access-control-allow-origin" not in r.headers, origin
 
@@ -145,9 +151,10 @@ def test_cors_allows_listed_and_wildcard_origins_only(client: TestClient) -> Non
 def test_origins_regex_escapes_dots() -> None:
     import re
 
-    rx = re.compile(origins_regex(["https://*.vercel.app"]))
-    assert rx.match("https://x-1.vercel.app")
-    assert not rx.match("https://xvercel.app") and not rx.match("https://x.vercelXapp")
+    rx = re.compile(origins_regex(["https://digis-app-*-digisapp.vercel.app"]))
+    assert rx.match("https://digis-app-x-1-digisapp.vercel.app")
+    assert not rx.match("https://digis-app-x-digisappxvercel.app")
+    assert not rx.match("https://digis-app-x-digisapp.vercelXapp")
 
 
 def test_canonical_path_maps_both_vercel_forms() -> None:

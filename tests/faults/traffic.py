@@ -415,6 +415,11 @@ class FaultyTraffic(RuleBasedStateMachine):
                    AND (state = 'active' OR (state = 'ringing' AND ring_expires_at > %(now)s))""",
                 {"c": self.people[creator].id, "now": CLOCK.now},
             ).fetchone()
+            fan_busy = conn.execute(  # a user is in one ringing or active call at a time, on either side
+                """SELECT 1 FROM call_sessions WHERE fan_id = %(f)s
+                   AND (state = 'active' OR (state = 'ringing' AND ring_expires_at > %(now)s))""",
+                {"f": self.people[fan].id, "now": CLOCK.now},
+            ).fetchone()
         rate = RATES[call_type]
         headers = {**self.people[fan].headers, "Idempotency-Key": str(uuid.uuid4())}
         body = {"creatorId": str(self.people[creator].id), "callType": call_type}
@@ -429,6 +434,9 @@ class FaultyTraffic(RuleBasedStateMachine):
             return multiple()
         if busy:
             assert r.status_code == 409 and r.json()["code"] == "CREATOR_BUSY", r.text
+            return multiple()
+        if fan_busy:
+            assert r.status_code == 409 and r.json()["code"] == "FAN_BUSY", r.text
             return multiple()
         assert r.status_code == 200 and r.json()["state"] == "ringing", r.text
         if first is not None:

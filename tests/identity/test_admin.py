@@ -37,6 +37,11 @@ def test_admin_lists_users_with_search_filters_and_paging(make_user: MakeUser) -
     found = client.get("/api/admin/users?search=FINDABLE", headers=boss.headers).json()
     assert [u["username"] for u in found["users"]] == ["findable_fan"]
     assert set(found["users"][0]) >= {"id", "email", "username", "role", "is_creator", "token_balance"}
+    make_user(role="system")
+    listed = client.get("/api/admin/users", headers=boss.headers).json()
+    assert listed["total"] == 3 and "system" not in {u["role"] for u in listed["users"]}, (
+        "system is never listed"
+    )
     creators = client.get("/api/admin/users?isCreator=true", headers=boss.headers).json()
     assert [u["username"] for u in creators["users"]] == ["some_creator"]
     wildcard = client.get("/api/admin/users?search=%25", headers=boss.headers).json()
@@ -111,7 +116,7 @@ def test_bad_role_changes_are_422_and_change_nothing(make_user: MakeUser, body: 
     assert _sql("SELECT token_balance FROM users WHERE id = %(id)s", {"id": fan.id}) == [{"token_balance": 3}]
 
 
-def test_unknown_user_is_404_system_account_403_and_self_demotion_400(make_user: MakeUser) -> None:
+def test_unknown_user_is_404_system_account_403_and_self_demotion_409(make_user: MakeUser) -> None:
     boss, system = make_user(role="admin"), make_user(role="system")
     client = functions.client(ROLE)
     assert (
@@ -127,7 +132,7 @@ def test_unknown_user_is_404_system_account_403_and_self_demotion_400(make_user:
         == 403
     )
     r = client.put(f"/api/admin/users/{boss.id}/role", headers=boss.headers, json={"role": "fan"})
-    assert r.status_code == 400 and r.json()["code"] == "CANNOT_DEMOTE_SELF"
+    assert r.status_code == 409 and r.json()["code"] == "CANNOT_DEMOTE_SELF"
     assert _role(boss.id) == ("admin", False) and _role(system.id) == ("system", False)
     assert _sql("SELECT * FROM admin_actions") == []
 

@@ -55,7 +55,7 @@ def test_directory_lists_only_creators_with_the_contract_fields(make_user: MakeU
     (entry,) = body["creators"]
     assert set(entry) == {
         "id", "username", "display_name", "profile_pic_url", "bio", "creator_type", "video_price", "voice_price",
-        "is_online", "is_live",
+        "is_online", "is_live", "languages", "follower_count", "is_following",
     }  # fmt: skip
     assert entry["id"] == str(creator.id) and entry["is_online"] is False and entry["is_live"] is False
 
@@ -194,7 +194,14 @@ def test_public_creator_page_in_camel_case(make_user: MakeUser) -> None:
         "viewerCount": 12,
         "followerCount": 1,
         "isFollowing": True,
+        "banner_url": None,
+        "interests": [],
+        "streamStartTime": r.json()["creator"]["streamStartTime"],
+        "isPaidStream": False,
+        "tokenPrice": 0,
+        "hasAccess": True,
     }
+    assert isinstance(r.json()["creator"]["streamStartTime"], str)
     anonymous = functions.client(PUBLIC).get("/api/users/public/creator/star_one").json()["creator"]
     assert anonymous["isFollowing"] is False and "email" not in anonymous
 
@@ -212,18 +219,27 @@ def test_public_page_of_a_fan_or_nobody_is_404(make_user: MakeUser) -> None:
 def test_creator_reads_and_updates_rates(make_user: MakeUser) -> None:
     creator = make_user(role="creator")
     client = functions.client(RATES)
+    unset = {"message": None, "stream": None, "textMessage": None, "imageMessage": None, "audioMessage": None,
+             "videoMessage": None}  # fmt: skip
     assert client.get("/api/creators/rates", headers=creator.headers).json() == {
-        "rates": {"videoCall": 10, "voiceCall": 6, "message": None, "stream": None}
+        "rates": {"videoCall": 10, "voiceCall": 6, **unset}
     }
     r = client.post(
         "/api/creators/rates",
         headers=creator.headers,
-        json={"rates": {"videoCall": 25, "textMessage": 2, "imageMessage": 4}},
+        json={"rates": {"videoCall": 25, "textMessage": 2, "imageMessage": 4, "pictures": 1}},
     )
     assert r.status_code == 200, r.text
     assert r.json() == {
-        "rates": {"videoCall": 25, "voiceCall": 6, "message": 2, "stream": None},
-        "ignored": ["imageMessage"],
+        "rates": {
+            "videoCall": 25,
+            "voiceCall": 6,
+            **unset,
+            "message": 2,
+            "textMessage": 2,
+            "imageMessage": 4,
+        },
+        "ignored": ["pictures"],
     }
 
 
@@ -239,6 +255,8 @@ def test_creator_reads_and_updates_rates(make_user: MakeUser) -> None:
         {"videoCall": -5},
         {},
         {"pictures": 3},
+        {"imageMessage": -1},
+        {"audioMessage": 1.5},
     ],
 )
 def test_bad_rates_are_422_and_change_nothing(make_user: MakeUser, rates: dict[str, Any]) -> None:
@@ -277,7 +295,8 @@ def test_follow_and_unfollow_are_idempotent_and_counted(make_user: MakeUser) -> 
             "subscribersCount": 0,
         }
     stats = functions.client(STATS).get("/api/creators/stats", headers=creator.headers)
-    assert stats.json() == {"followersCount": 1, "subscribersCount": 0}
+    counts = {"success": True, "followersCount": 1, "subscribersCount": 0}
+    assert stats.json() == {**counts, "data": counts}
     for _ in range(2):
         r = unfollow.delete(f"/api/v1/creators/{creator.id}/unfollow", headers=fan.headers)
         assert r.status_code == 200, r.text

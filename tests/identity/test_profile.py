@@ -18,7 +18,9 @@ CHECK = "users/check-username/[username].py"
 PUBLIC_FIELDS = {
     "id", "username", "display_name", "bio", "profile_pic_url", "banner_url", "creator_type", "is_creator", "role",
     "video_price", "voice_price", "message_price", "stream_price", "price_per_min", "show_token_balance",
+    "text_message_price", "image_message_price", "video_message_price", "voice_memo_price", "interests", "languages",
 }  # fmt: skip
+OWN_ONLY = {"token_balance", "state", "country"}
 
 
 def _row(user_id: uuid.UUID) -> dict[str, Any]:
@@ -37,9 +39,9 @@ def test_own_profile_is_flat_and_includes_the_balance(make_user: MakeUser) -> No
     r = functions.client(PROFILE).get("/api/users/profile", headers=creator.headers)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == PUBLIC_FIELDS | {"token_balance"}
+    assert set(body) == PUBLIC_FIELDS | OWN_ONLY
     assert body["token_balance"] == 40 and body["is_creator"] is True
-    assert body["price_per_min"] == body["video_price"] == 10
+    assert body["video_price"] == 10 and body["price_per_min"] == 0.5  # USD: 10 tokens x 0.05
 
 
 def test_another_users_profile_is_the_public_subset(make_user: MakeUser) -> None:
@@ -47,7 +49,7 @@ def test_another_users_profile_is_the_public_subset(make_user: MakeUser) -> None
     r = functions.client(PROFILE).get(f"/api/users/profile?uid={creator.id}", headers=fan.headers)
     assert r.status_code == 200, r.text
     assert set(r.json()) == PUBLIC_FIELDS
-    assert "email" not in r.json() and "token_balance" not in r.json()
+    assert "email" not in r.json() and not OWN_ONLY & set(r.json())
 
 
 def test_profile_of_an_unknown_uid_is_404_and_a_bad_uid_422(make_user: MakeUser) -> None:

@@ -264,16 +264,27 @@ def test_flush_pending_gives_up_on_old_or_exhausted_rows(live: soketi.Soketi) ->
         assert realtime.purge(conn, older_than_s=3600) == 1
 
 
+def stream_tip(message: str | None) -> realtime.StreamTip:
+    """A `tip-received` payload with this message."""
+    return realtime.stream_tip(
+        tip_id=uuid.uuid4(),
+        stream_id=uuid.uuid4(),
+        channel="stream-x",
+        amount_tokens=5,
+        sender="Fan",
+        from_username="fan",
+        message=message,
+    )
+
+
 def test_payload_over_10kb_is_refused_at_publish(live: soketi.Soketi) -> None:
     channel = realtime.stream_channel(f"stream_{uuid.uuid4().hex}")
-    base = realtime.encode(
-        realtime.tip_new(tip_id=uuid.uuid4(), amount_tokens=5, from_username="fan", message="")
-    )
+    base = realtime.encode(stream_tip(""))
     room = realtime.MAX_DATA_BYTES - len(base.encode())
     # Two-byte characters: 10 KB of bytes in ~5,000 characters, which the SDK's own size check would let through.
     too_big = "é" * (room // 2) + "ab"
     fits = "é" * (room // 2) + ("a" if room % 2 else "")
-    exact = realtime.tip_new(tip_id=uuid.uuid4(), amount_tokens=5, from_username="fan", message=fits)
+    exact = stream_tip(fits)
     assert len(realtime.encode(exact).encode()) == realtime.MAX_DATA_BYTES
     with PusherWsClient(live.ws_url) as ws:
         ws.subscribe(channel, sign)
@@ -282,14 +293,12 @@ def test_payload_over_10kb_is_refused_at_publish(live: soketi.Soketi) -> None:
                 realtime.publish(
                     conn,
                     channel,
-                    Event.TIP_NEW,
-                    realtime.tip_new(
-                        tip_id=uuid.uuid4(), amount_tokens=5, from_username="fan", message=too_big
-                    ),
+                    Event.STREAM_TIP,
+                    stream_tip(too_big),
                 )
-            realtime.publish(conn, channel, Event.TIP_NEW, exact)
+            realtime.publish(conn, channel, Event.STREAM_TIP, exact)
         # soketi, configured with Pusher's limit, accepts exactly 10 KB.
-        assert ws.wait_for("tip:new", channel)["message"] == fits
+        assert ws.wait_for("tip-received", channel)["message"] == fits
     [row] = outbox()
     assert row["sent_at"] is not None
 
@@ -300,7 +309,12 @@ def test_unknown_events_wrong_channels_and_off_contract_payloads_are_refused(cle
         with pytest.raises(ValueError, match="unknown realtime event"):
             realtime.publish(conn, user, "call:requested", {})
         with pytest.raises(ValueError, match="not published on"):
-            realtime.publish(conn, user, Event.VIEWERS_UPDATE, realtime.viewers_update(count=3))
+            realtime.publish(
+                conn,
+                user,
+                Event.VIEWER_COUNT,
+                realtime.viewer_count(stream_id=uuid.uuid4(), channel="s", count=3),
+            )
         with pytest.raises(ValueError, match=r"differ from API\.md"):
             realtime.publish(conn, user, Event.BALANCE_UPDATE, {"balance": 1, "delta": 1, "reson": "typo"})
     with pytest.raises(ValueError, match="invalid Pusher channel"):
@@ -337,16 +351,26 @@ def test_payload_builders_use_the_contracts_camelcase_keys() -> None:
     assert set(realtime.insufficient_funds(call_id=ids[0], minute_billed=3, fan_balance=2, tokens_needed=10)) == {
         "callId", "minuteBilled", "fanBalance", "tokensNeeded",
     }  # fmt: skip
-    assert set(realtime.tip_new(tip_id=ids[3], amount_tokens=5, from_username="f", message=None)) == {
-        "tipId", "amountTokens", "fromUsername", "message",
+    assert set(stream_tip(None)) == {
+        "tipId", "streamId", "channel", "amount", "amountTokens", "sender", "fromUsername", "message",
     }  # fmt: skip
-    assert realtime.viewers_update(count=4) == {"count": 4}
+    gift = realtime.stream_gift(
+        gift_id=ids[3], stream_id=ids[2], channel="s1", gift_type="rocket", name="Rocket", emoji="🚀",
+        rarity="epic", quantity=3, unit_cost=250, sender="Fan", from_username="f",
+    )  # fmt: skip
+    assert (gift["channel"], gift["quantity"], gift["totalValue"], gift["amount"]) == ("s1", 3, 750, 750)
+    assert realtime.viewer_count(stream_id=ids[0], channel="s1", count=4) == {
+        "streamId": str(ids[0]), "channel": "s1", "count": 4,
+    }  # fmt: skip
+    assert realtime.stream_ended(stream_id=ids[0], channel="s1", creator_id=ids[1]) == {
+        "streamId": str(ids[0]), "channel": "s1", "creatorId": str(ids[1]),
+    }  # fmt: skip
     assert realtime.user_channel(ids[0]) == f"private-user-{ids[0]}"
-    assert realtime.stream_channel("s1") == "presence-stream-s1"
+    assert realtime.stream_channel("s1") == "private-stream-s1"
 
 
 def test_presence_authorization_is_accepted_by_soketi(live: soketi.Soketi) -> None:
-    channel = realtime.stream_channel(f"stream_{uuid.uuid4().hex}")
+    channel = f"presence-room-{uuid.uuid4().hex}"
     with PusherWsClient(live.ws_url) as ws:
         joined = ws.subscribe(channel, sign)
         assert joined["presence"]["ids"] == ["viewer-1"]
@@ -361,8 +385,10 @@ def test_authorize_channel_refuses_malformed_requests() -> None:
         realtime.authorize_channel("1.2", "public-room")
     assert public.value.code == "INVALID_CHANNEL"
     with pytest.raises(ValueError, match="presence"):
-        realtime.authorize_channel("1.2", "presence-stream-s1")
-    with pytest.raises(ValueError, match="only for presence"):
-        realtime.authorize_channel("1.2", "private-user-1", presence_user={"user_id": "u"})
+        realtime.authorize_channel("1.2", "presence-room-s1")
+    # A private channel carries no member data: presence_user is ignored there (stream channels are private).
+    assert set(realtime.authorize_channel("1.2", "private-stream-s1", presence_user={"user_id": "u"})) == {
+        "auth"
+    }
     signed = realtime.authorize_channel("1.2", "private-user-1")
     assert set(signed) == {"auth"} and signed["auth"].startswith(config.get_settings().pusher_key + ":")

@@ -123,11 +123,12 @@ def test_concurrent_tip_requests_over_http(make_user: MakeUser) -> None:
         client.get("/api/tokens/balance", headers=fan.headers).raise_for_status()  # load the functions first
         start = threading.Barrier(TIPS, timeout=20)
 
-        def one(_: int) -> int:
+        def one(n: int) -> int:
             start.wait()
+            # Distinct messages: identical bodies sent at once would be one request retried (lib/tips).
             r = client.post(
                 "/api/v1/tips/send",
-                json={"toCreatorId": str(creator.id), "amountTokens": AMOUNT},
+                json={"toCreatorId": str(creator.id), "amountTokens": AMOUNT, "message": f"tip {n}"},
                 headers=fan.headers,
             )
             return r.status_code

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from lib import db, ledger
+from lib import db, ledger, realtime
 from tests.conftest import MakeUser
 from tests.money.conftest import assert_books_balance
 from tests.support.functions import client
@@ -31,7 +31,8 @@ def test_tip_moves_tokens_and_answers_the_frontend_fields(make_user: MakeUser) -
     r = send(fan, {"toCreatorId": str(creator.id), "amountTokens": 25, "message": "hi"})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"tipId", "amountTokens", "new_balance", "creatorCut", "platformFee"}
+    fields = {"tipId", "amountTokens", "new_balance", "creatorCut", "platformFee", "streamId", "replayed"}
+    assert set(body) == fields | {"success", "data"} and set(body["data"]) == fields
     assert (body["amountTokens"], body["new_balance"], body["creatorCut"], body["platformFee"]) == (
         25,
         75,
@@ -102,7 +103,7 @@ def test_tip_queues_balance_and_tip_events_for_both_sides(make_user: MakeUser) -
         "fromUserId": str(fan.id),
         "fromUsername": fan.username,
     }
-    assert not any(e["event"] == "tip:new" for e in outbox())
+    assert not any(e["event"] == "tip-received" for e in outbox())
 
 
 def _live_stream(creator_id: uuid.UUID, channel: str) -> uuid.UUID:
@@ -115,7 +116,7 @@ def _live_stream(creator_id: uuid.UUID, channel: str) -> uuid.UUID:
     return uuid.UUID(str(row["id"]))
 
 
-def test_stream_tip_updates_the_stream_total_and_announces_tip_new(make_user: MakeUser) -> None:
+def test_stream_tip_updates_the_stream_total_and_announces_tip_received(make_user: MakeUser) -> None:
     fan, creator = make_user(balance=100), make_user(role="creator")
     stream_id = _live_stream(creator.id, "live-abc")
     body = {
@@ -129,12 +130,21 @@ def test_stream_tip_updates_the_stream_total_and_announces_tip_new(make_user: Ma
         assert conn.execute("SELECT tips_tokens FROM streams WHERE id = %s", (stream_id,)).fetchone() == {
             "tips_tokens": 12
         }
-    new = [e for e in outbox() if e["event"] == "tip:new"]
+    new = [e for e in outbox() if e["event"] == "tip-received"]
     assert new == [
         {
-            "channel": "presence-stream-live-abc",
-            "event": "tip:new",
-            "payload": {"tipId": tip_id, "amountTokens": 12, "fromUsername": fan.username, "message": "gg"},
+            "channel": realtime.stream_channel("live-abc"),
+            "event": "tip-received",
+            "payload": {
+                "tipId": tip_id,
+                "streamId": str(stream_id),
+                "channel": "live-abc",
+                "amount": 12,
+                "amountTokens": 12,
+                "sender": fan.username,
+                "fromUsername": fan.username,
+                "message": "gg",
+            },
         }
     ]
 

@@ -35,7 +35,10 @@ def test_directory_lists_live_streams_most_watched_first(make_user: MakeUser, pa
             " WHERE id = %(id)s",
             {"id": big.id},
         )
-    small_stream = go_live(small, "Small", category="art")["stream"]
+    # GoLivePage.js sends these keys; tags are kept (deduplicated), the rest ignored.
+    small_stream = go_live(
+        small, "Small", category="art", tags=["paint", "live", "paint"], privacy="public", selectedProducts=[]
+    )["stream"]
     big_stream = go_live(big, "Big")["stream"]
     ended = go_live(gone, "Over")["stream"]
     set_viewers(small_stream["id"], 3)
@@ -59,8 +62,16 @@ def test_directory_lists_live_streams_most_watched_first(make_user: MakeUser, pa
         "category": None,
         "viewer_count": 40,
         "started_at": first["started_at"],
+        # TVPage.js and ExplorePage.js read these too.
+        "is_live": True,
+        "is_free": True,
+        "thumbnail": "https://cdn.example/big.png",
+        "tags": [],
+        "likes": 0,
+        "tips": 0,
     }
     assert (second["id"], second["viewer_count"], second["category"]) == (small_stream["id"], 3, "art")
+    assert (second["tags"], second["thumbnail"]) == (["paint", "live"], None)
     assert "@" not in r.text  # no email anywhere, not even as a display name
 
 

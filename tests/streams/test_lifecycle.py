@@ -91,7 +91,7 @@ def test_fan_cannot_go_live(make_user: MakeUser) -> None:
     r = go_live_client().post("/api/streaming/go-live", json={"title": "hi"}, headers=fan.headers)
     assert r.status_code == 403
     assert r.json()["code"] == "CREATOR_ONLY"
-    assert outbox("stream:ended") == []
+    assert outbox("stream-ended") == []
 
 
 @pytest.mark.parametrize("body", [{}, {"title": "   "}, {"title": "x" * 101}, {"title": 5}])
@@ -114,7 +114,7 @@ def test_viewer_and_other_creator_cannot_end_the_stream(make_user: MakeUser) -> 
         assert r.status_code == 403
         assert r.json()["code"] == "NOT_STREAM_HOST"
     assert stream_row(stream_id)["status"] == "live"
-    assert outbox("stream:ended") == []
+    assert outbox("stream-ended") == []
 
 
 def test_end_of_an_unknown_stream_is_404(make_user: MakeUser) -> None:
@@ -139,13 +139,16 @@ def test_end_reports_duration_peak_and_tips_and_publishes_stream_ended_once(make
     assert ended.model_dump(mode="json") == {
         "stream": {"id": str(stream_id), "durationSeconds": 754, "peakViewers": 3, "tipsTokens": 40}
     }
-    assert outbox("stream:ended") == [
-        {"channel": f"presence-stream-{channel}", "payload": {"streamId": str(stream_id), "channel": channel}}
+    assert outbox("stream-ended") == [
+        {
+            "channel": f"private-stream-{channel}",
+            "payload": {"streamId": str(stream_id), "channel": channel, "creatorId": str(host.id)},
+        }
     ]
     # Ending again (a retried request) answers the same summary and announces nothing new.
     again = end_client().post(f"/api/streaming/end-stream/{stream_id}", headers=host.headers)
     assert again.status_code == 200 and again.json() == ended.model_dump(mode="json")
-    assert len(outbox("stream:ended")) == 1
+    assert len(outbox("stream-ended")) == 1
     row = stream_row(stream_id)
     assert row["status"] == "ended" and row["end_reason"] == "host" and row["viewer_count"] == 0
     with db.transaction() as conn:
@@ -153,24 +156,68 @@ def test_end_reports_duration_peak_and_tips_and_publishes_stream_ended_once(make
         assert not streams.is_live(conn, host.id)
 
 
-def test_join_by_channel_or_id_answers_an_audience_token(make_user: MakeUser) -> None:
+# What GoLivePage.js posts (streamConfig), keys and types as the page builds them.
+GO_LIVE_BODY = {
+    "title": "Cooking",
+    "category": "Food",
+    "description": "Pasta from scratch",
+    "shoppingEnabled": False,
+    "selectedProducts": [],
+    "audienceControl": None,
+    "streamGoal": None,
+    "tags": ["pasta"],
+    "privacy": "public",
+    "isTestStream": False,
+}
+
+
+def test_join_by_channel_id_or_username_answers_every_field_streampage_reads(make_user: MakeUser) -> None:
     host, fan = make_user(role="creator"), make_user()
-    stream = go_live(host, "Cooking")["stream"]
+    stream = go_live(host, **GO_LIVE_BODY)["stream"]
     with db.transaction() as conn:
         fan_uid = agora.uid_for(conn, fan.id)
-    for ref in (stream["channel"], stream["id"]):
+    # GoLivePage navigates to /stream/{channel}; profiles and explore to /stream/{creator.username}.
+    for ref in (stream["channel"], stream["id"], host.username, host.username.upper()):
         r = join_client().get(f"/api/v1/streaming/stream/{ref}", headers=fan.headers)
         assert r.status_code == 200, r.text
         body = r.json()
-        assert set(body) == {"stream", "agoraToken", "uid"}
-        assert body["stream"] == {
+        assert set(body) == {"stream", "agoraToken", "chatToken", "uid"}
+        # StreamPage.js:73-80 reads these.
+        page = body["stream"]
+        assert page["channel_name"] == stream["channel"] and isinstance(page["channel_name"], str)
+        assert (page["title"], page["category"], page["description"]) == (
+            "Cooking",
+            "Food",
+            "Pasta from scratch",
+        )
+        assert page["creator_id"] == str(host.id)
+        assert isinstance(body["agoraToken"], str) and body["agoraToken"].startswith("006")
+        assert body["chatToken"] is None  # stream chat is Supabase Realtime: no chat token
+        assert isinstance(body["uid"], int) and body["uid"] == fan_uid
+        assert page == {
             "id": stream["id"],
             "channel": stream["channel"],
+            "channel_name": stream["channel"],
             "title": "Cooking",
+            "category": "Food",
+            "description": "Pasta from scratch",
             "creator_id": str(host.id),
             "creator_username": host.username,
+            "status": "live",
+            "viewer_count": page["viewer_count"],
+            "started_at": page["started_at"],
         }
-        assert body["uid"] == fan_uid and body["agoraToken"].startswith("006")
+        assert isinstance(page["viewer_count"], int)
+
+
+def test_join_by_username_of_a_creator_not_live_is_stream_not_live(make_user: MakeUser) -> None:
+    host, idle, fan = make_user(role="creator"), make_user(role="creator"), make_user()
+    stream = go_live(host)["stream"]
+    end_client().post(f"/api/streaming/end-stream/{stream['id']}", headers=host.headers)
+    r = join_client().get(f"/api/streaming/stream/{host.username}", headers=fan.headers)
+    assert r.status_code == 400 and r.json()["code"] == "STREAM_NOT_LIVE"
+    r = join_client().get(f"/api/streaming/stream/{idle.username}", headers=fan.headers)
+    assert r.status_code == 404 and r.json()["code"] == "STREAM_NOT_FOUND"
 
 
 def test_join_after_the_end_is_stream_not_live(make_user: MakeUser) -> None:

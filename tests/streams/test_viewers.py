@@ -1,4 +1,4 @@
-"""Viewer counts from Redis heartbeats: joins, leaves, silent drops, a throttled viewers:update, Redis down."""
+"""Viewer counts from Redis heartbeats: joins, leaves, silent drops, a throttled viewer-count, Redis down."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def beat(channel: str, who: Person, after_s: float) -> Any:
 
 
 def counts() -> list[int]:
-    return [e["payload"]["count"] for e in outbox("viewers:update")]
+    return [e["payload"]["count"] for e in outbox("viewer-count")]
 
 
 def test_joins_count_each_viewer_once_and_leaves_count_down(make_user: MakeUser) -> None:
@@ -90,7 +90,7 @@ def test_host_heartbeat_prunes_and_stores_the_count_when_no_viewer_beats(make_us
     assert counts()[-1] == 0
 
 
-def test_viewers_update_is_sent_at_most_once_a_second_and_converges(make_user: MakeUser) -> None:
+def test_viewer_count_is_sent_at_most_once_a_second_and_converges(make_user: MakeUser) -> None:
     host = make_user(role="creator")
     fans = [make_user() for _ in range(5)]
     live = start(host)
@@ -106,7 +106,7 @@ def test_viewers_update_is_sent_at_most_once_a_second_and_converges(make_user: M
     beat(channel, fans[0], 1)  # the next heartbeat after the window announces the true count
     assert counts()[-1] == 5
     assert stream_row(live.stream.id)["viewer_count"] == 5
-    assert {e["channel"] for e in outbox("viewers:update")} == {f"presence-stream-{channel}"}
+    assert {e["channel"] for e in outbox("viewer-count")} == {f"private-stream-{channel}"}
     sent = len(counts())
     time.sleep(1.05)
     beat(channel, fans[0], 2)  # nothing changed: nothing sent, even with the window open

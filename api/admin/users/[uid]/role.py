@@ -1,4 +1,5 @@
-"""PUT /api/admin/users/{uid}/role: set a user's role; making them a creator approves their application."""
+"""PUT /api/admin/users/{uid}/role: make or unmake an admin or a creator (audited); approving a creator approves
+their application. Bodies: {role, is_creator?}, {is_super_admin, role: admin|user}, {is_creator, creator_type}."""
 
 from typing import Any
 from uuid import UUID
@@ -13,5 +14,5 @@ app = create_app()
 
 @app.put("/api/admin/users/{uid}/role")
 def set_role(uid: UUID, change: admin.RoleChange, me: AdminUser, conn: DbConn) -> dict[str, Any]:
-    """{user, application}; 404 unknown user, 403 system account, 400 demoting yourself."""
+    """{user, application, message}; 404 unknown user, 403 system account, 409 CANNOT_DEMOTE_SELF."""
     return admin.set_role(conn, me, uid, change)
