@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lib import db, realtime
 from lib.calls import machine, queries
 from lib.calls.models import CallType
-from lib.calls.session_models import RingResult, Slot
+from lib.calls.session_models import RingResult
+from lib.calls.slots import When
 from lib.db import Conn
 from lib.errors import AppError, Conflict, Forbidden, NotFound, Unprocessable
 from lib.users import User
@@ -37,8 +37,6 @@ RING_PATH = "/api/jobs/ring-scheduled-call"
 RING_GRACE = timedelta(minutes=15)  # how late a booked call may still ring (a side busy, a lost message)
 RETRY_S = 30  # a ring that found a side busy tries again this much later
 MAX_DELAY_S = 7 * 24 * 3600 - 60  # QStash's longest delay (plan-dependent); longer waits hop
-MIN_LEAD = timedelta(seconds=60)
-MAX_AHEAD = timedelta(days=365)
 OPEN = ("pending", "accepted")
 
 _COLUMNS = (
@@ -81,56 +79,6 @@ class Booking(BaseModel):
     def has_party(self, user_id: UUID) -> bool:
         """Whether the user is one of the two parties."""
         return user_id in (self.fan_id, self.creator_id)
-
-
-@dataclass(frozen=True)
-class When:
-    """A resolved slot: the instant, and the date and time as the user picked them."""
-
-    at: datetime
-    local_date: date
-    local_time: time
-    time_zone: str
-
-
-def resolve(slot: Slot, now: datetime) -> When:
-    """The instant a slot names: 422 for a missing half, an unknown time zone, the past or more than a year out."""
-    if slot.scheduled_at is not None:
-        zone_name = slot.timezone or "UTC"
-        local = slot.scheduled_at.astimezone(_zone(zone_name)) if slot.timezone else slot.scheduled_at
-        when = When(slot.scheduled_at, local.date(), local.time().replace(tzinfo=None), zone_name)
-    else:
-        if slot.scheduled_date is None or slot.scheduled_time is None:
-            raise Unprocessable(
-                "A scheduled call needs both scheduled_date and scheduled_time",
-                code="VALIDATION_ERROR",
-                errors=[
-                    {
-                        "field": "scheduled_date" if slot.scheduled_date is None else "scheduled_time",
-                        "message": "Field required",
-                    }
-                ],
-            )
-        zone_name = slot.timezone or "UTC"
-        naive_time = slot.scheduled_time.replace(tzinfo=None)
-        at = datetime.combine(slot.scheduled_date, naive_time, tzinfo=_zone(zone_name))
-        when = When(at, slot.scheduled_date, naive_time, zone_name)
-    if when.at < now + MIN_LEAD:
-        raise Unprocessable("Pick a time at least a minute from now", code="SCHEDULED_IN_PAST")
-    if when.at > now + MAX_AHEAD:
-        raise Unprocessable("Pick a time within the next year", code="SCHEDULED_TOO_FAR")
-    return when
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise Unprocessable(
-            f"Unknown time zone {name!r}",
-            code="VALIDATION_ERROR",
-            errors=[{"field": "timezone", "message": "An IANA time zone such as Europe/Paris"}],
-        ) from exc
 
 
 # --- reads and writes -------------------------------------------------------------------------------------------

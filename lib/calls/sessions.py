@@ -14,7 +14,7 @@ from uuid import UUID
 
 from psycopg.rows import DictRow
 
-from lib.calls import machine, queries, scheduling
+from lib.calls import machine, queries, scheduling, slots
 from lib.calls.models import CallRinging, CallType, JoinInfo
 from lib.calls.session_models import (
     STATUSES,
@@ -83,7 +83,7 @@ def request(conn: Conn, fan: User, body: SessionRequestIn, now: datetime) -> Ses
     rate = _rate(creator, body.serviceType)
     _check_price(body.price, rate)
     if body.is_scheduled:
-        when = scheduling.resolve(body, now)
+        when = slots.resolve(body, now)
         machine.require_one_minute(conn, fan.id, rate)
         me = queries.party(conn, fan.id)
         assert me is not None
@@ -157,7 +157,7 @@ def create_invite(conn: Conn, user: User, body: CreateInviteIn, now: datetime) -
             creator=creator,
             request_type="session_invite",
             call_type=body.type,
-            when=scheduling.resolve(body, now),
+            when=slots.resolve(body, now),
             duration_minutes=body.duration_minutes,
             rate=rate,
             message=body.message,
@@ -222,7 +222,7 @@ def reschedule(conn: Conn, user: User, request_id: UUID, body: RescheduleIn, now
         raise Conflict("Only a scheduled request can be rescheduled", code="REQUEST_NOT_SCHEDULED")
     if booking.call_id is not None:
         raise Conflict("This call is already ringing or over", code="REQUEST_NOT_OPEN")
-    scheduling.reschedule(conn, user, booking, scheduling.resolve(body.slot(), now), body.message, now)
+    scheduling.reschedule(conn, user, booking, slots.resolve(body.slot(), now), body.message, now)
     return _action(conn, user, request_id, now)
 
 

@@ -1,6 +1,6 @@
 """/sessions/* over the real stand-ins: soketi websockets, the local QStash, the Vercel router serving api/.
 
-Minutes last two seconds (billing.MINUTE_S) and a booking may be seconds ahead (scheduling.MIN_LEAD), because
+Minutes last two seconds (billing.MINUTE_S) and a booking may be seconds ahead (slots.MIN_LEAD), because
 QStash's delays are real; everything else is as deployed.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from lib import realtime
-from lib.calls import billing, scheduling
+from lib.calls import billing, scheduling, slots
 from localdev import qstash_server, soketi
 from tests.calls.helpers import balance
 from tests.calls.test_end_to_end import Api, api_server, minute_event, pusher_env
@@ -92,7 +92,7 @@ def test_a_booked_call_rings_at_its_time_and_a_rescheduled_one_at_the_new_time_o
 ) -> None:
     fan_a, creator_a = make_user(balance=100), make_user(role="creator")
     fan_b, creator_b = make_user(balance=100), make_user(role="creator")
-    monkeypatch.setattr(scheduling, "MIN_LEAD", timedelta(0))
+    monkeypatch.setattr(slots, "MIN_LEAD", timedelta(0))
     with soketi.running() as pusher, local_qstash() as qstash, api_server() as api:
         set_env(**pusher_env(pusher), QSTASH_URL=qstash.url, PUBLIC_BASE_URL=api.url)
         users = {p.id: Api(api.url, p) for p in (fan_a, creator_a, fan_b, creator_b)}
