@@ -91,6 +91,7 @@ def run(now: datetime | None = None) -> CleanupReport:
     # Outside any transaction: these call Pusher and Stripe, slow I/O that must not hold row locks.
     for name, call in (
         ("outboxFlushed", lambda: realtime.flush_pending(500)),
+        ("payoutIntents", lambda: payouts.run_payout_intents(now)),
         ("payoutTransfersRetried", lambda: payouts.retry_stalled_transfers(now)),
     ):
         started = time.perf_counter()

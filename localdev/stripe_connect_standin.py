@@ -11,11 +11,19 @@ replayed with `Idempotent-Replayed: true`; other parameters: 400 `idempotency_er
   is redirected to the link's return_url.
 - Transfers: `POST|GET /v1/transfers`, `GET /v1/transfers/{id}`; reversals: `POST|GET /v1/transfers/{id}/reversals`.
   Transfers need a destination with the transfers capability and a platform balance that covers them.
-- Anything else under /v1 goes to `--upstream` (localstripe) when given, so STRIPE_API_BASE can point here.
+- Checkout Sessions (localstripe has none): `POST /v1/checkout/sessions` (mode `payment`, `line_items[].price_data`),
+  `GET /v1/checkout/sessions/{id}`. Opening its `url` (`GET /checkout/pay/{id}`) plays the hosted page paid with a
+  test card: a succeeded PaymentIntent carrying `payment_intent_data.metadata` (created and confirmed at the
+  upstream localstripe when there is one, else made here), then `payment_intent.succeeded` and
+  `checkout.session.completed` are sent, and the browser is redirected to the session's success_url.
+- Anything else under /v1 goes to `--upstream` (localstripe) when given, so STRIPE_API_BASE can point here. POSTs
+  passed on get the same Idempotency-Key handling as our own routes (localstripe ignores the header), so a
+  retried PaymentIntent create is answered from the first one, as Stripe does.
 - Events (`account.updated`, `transfer.created`, `transfer.reversed`, `payout.paid|failed`) are signed like Stripe
   signs them and posted to each webhook target (`--webhook-url`/`--webhook-secret`, or `POST /_local/webhooks`).
 - Test controls: `GET|DELETE /_local/requests`, `GET /_local/events`, `POST /_local/fail {"status", "times",
-  "path"?, "code"?}`, `POST /_local/accounts/{id}/enable {"payouts_enabled"?}`, `POST /_local/accounts/{id}/payouts
+  "path"?, "code"?}`, `POST /_local/slow {"seconds", "times", "path"?}` (the call takes effect, its answer comes
+  late: a client timeout after Stripe acted), `POST /_local/accounts/{id}/enable {"payouts_enabled"?}`, `POST /_local/accounts/{id}/payouts
   {"status": "paid"|"failed", "amount"?, "failure_code"?}` (a bank payout of the account's balance).
 """
 
@@ -57,8 +65,11 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/v1/transfers/(?P<id>[^/]+)$"), "get_transfer"),
     ("POST", re.compile(r"^/v1/transfers/(?P<id>[^/]+)/reversals$"), "create_reversal"),
     ("GET", re.compile(r"^/v1/transfers/(?P<id>[^/]+)/reversals$"), "list_reversals"),
+    ("POST", re.compile(r"^/v1/checkout/sessions$"), "create_checkout_session"),
+    ("GET", re.compile(r"^/v1/checkout/sessions/(?P<id>[^/]+)$"), "get_checkout_session"),
 ]
-_OWN_PATH = re.compile(r"^/v1/(accounts|account_links|transfers)(/|$)")
+_OWN_PATH = re.compile(r"^/v1/(accounts|account_links|transfers|checkout/sessions)(/|$)")
+_TEST_CARD = {"number": "4242424242424242", "exp_month": "12", "exp_year": "2034", "cvc": "123"}
 
 
 class StripeError(Exception):
@@ -150,11 +161,15 @@ class ConnectStandin(ThreadingHTTPServer):
         self.accounts: dict[str, dict[str, Any]] = {}
         self.transfers: dict[str, dict[str, Any]] = {}
         self.links: dict[str, dict[str, Any]] = {}
+        self.checkout_sessions: dict[str, dict[str, Any]] = {}
+        self.payment_intents: dict[str, dict[str, Any]] = {}  # made here (no upstream) for paid sessions
+        self._key_locks: dict[str, threading.Lock] = {}
         self.paid_out: dict[str, int] = {}  # account -> cents already sent to its bank
         self._idempotency: dict[str, tuple[str, int, Any]] = {}
         self._requests: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
         self._failures: list[dict[str, Any]] = []
+        self._slow: list[dict[str, Any]] = []
         self.lock = threading.RLock()
 
     @property
@@ -180,6 +195,7 @@ class ConnectStandin(ThreadingHTTPServer):
             self._requests.clear()
             self._events.clear()
             self._failures.clear()
+            self._slow.clear()
 
     def fail_next(
         self, status: int = 503, times: int = 1, *, path: str = "", code: str | None = None
@@ -187,6 +203,19 @@ class ConnectStandin(ThreadingHTTPServer):
         """Answer the next `times` API calls under `path` with `status` (after the key check; nothing recorded)."""
         with self.lock:
             self._failures.extend({"status": status, "path": path, "code": code} for _ in range(times))
+
+    def slow_next(self, seconds: float, times: int = 1, *, path: str = "") -> None:
+        """Answer the next `times` API calls under `path` only after `seconds` (they take effect at once)."""
+        with self.lock:
+            self._slow.extend({"seconds": seconds, "path": path} for _ in range(times))
+
+    def take_slow(self, path: str) -> float:
+        """The delay for this call, if one is queued for its path."""
+        with self.lock:
+            for i, slow in enumerate(self._slow):
+                if path.startswith(slow["path"]):
+                    return float(self._slow.pop(i)["seconds"])
+        return 0.0
 
     def add_webhook(self, url: str, secret: str) -> None:
         """Also deliver every event to `url`, signed with `secret`."""
@@ -463,6 +492,139 @@ class ConnectStandin(ThreadingHTTPServer):
     def list_reversals(self, params: dict[str, Any], id: str) -> dict[str, Any]:
         return self._list(f"/v1/transfers/{id}/reversals", self._transfer(id)["reversals"]["data"], params)
 
+    def create_checkout_session(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("mode") != "payment":
+            raise StripeError(400, "This stand-in supports mode=payment only.", param="mode")
+        for name in ("success_url", "cancel_url"):
+            if not params.get(name):
+                raise StripeError(
+                    400, f"Missing required param: {name}.", code="parameter_missing", param=name
+                )
+        items = params.get("line_items") or []
+        if not items:
+            raise StripeError(
+                400, "Missing required param: line_items.", code="parameter_missing", param="line_items"
+            )
+        total, currency = 0, None
+        for i, item in enumerate(items):
+            price = item.get("price_data") or {}
+            unit = _int(price, "unit_amount", required=True)
+            quantity = _int(item, "quantity", required=False) or 1
+            assert unit is not None
+            if unit <= 0 or quantity <= 0:
+                raise StripeError(400, "Invalid positive integer", param=f"line_items[{i}]")
+            total += unit * quantity
+            currency = currency or str(price.get("currency") or "usd").lower()
+        session_id = _new_id("cs_test")
+        session: dict[str, Any] = {
+            "id": session_id,
+            "object": "checkout.session",
+            "mode": "payment",
+            "status": "open",
+            "payment_status": "unpaid",
+            "amount_total": total,
+            "currency": currency,
+            "client_reference_id": params.get("client_reference_id"),
+            "metadata": dict(params.get("metadata") or {}),
+            "payment_intent": None,  # as in current API versions: made when the customer pays
+            "success_url": params["success_url"],
+            "cancel_url": params["cancel_url"],
+            "created": int(time.time()),
+            "expires_at": int(time.time()) + 86_400,
+            "url": f"{self.url}/checkout/pay/{session_id}",
+            "line_items": items,
+            "payment_intent_data": {
+                "metadata": dict((params.get("payment_intent_data") or {}).get("metadata") or {})
+            },
+        }
+        self.checkout_sessions[session_id] = session
+        return self._public_session(session)
+
+    def get_checkout_session(self, params: dict[str, Any], id: str) -> dict[str, Any]:
+        session = self.checkout_sessions.get(id)
+        if session is None:
+            raise StripeError(404, f"No such checkout.session: '{id}'", code="resource_missing", param="id")
+        return self._public_session(session)
+
+    def pay_checkout_session(self, session_id: str) -> dict[str, Any]:
+        """What the customer does on the hosted page: pay it with a test card (once; paying again is a no-op)."""
+        with self.lock:
+            session = self.checkout_sessions.get(session_id)
+            if session is None:
+                raise KeyError(session_id)
+            if session["status"] != "open":
+                return self._public_session(session)
+            session["status"] = "paying"
+        metadata = session["payment_intent_data"]["metadata"]
+        intent = self._succeeded_intent(session["amount_total"], session["currency"], metadata)
+        with self.lock:
+            session.update(status="complete", payment_status="paid", payment_intent=intent["id"])
+            snapshot = self._public_session(session)
+        self.emit("payment_intent.succeeded", intent)
+        self.emit("checkout.session.completed", snapshot)
+        return snapshot
+
+    def _succeeded_intent(self, amount: int, currency: str, metadata: dict[str, Any]) -> dict[str, Any]:
+        """A confirmed card PaymentIntent: at the upstream localstripe when there is one, else kept here."""
+        if self.upstream:
+            pm = self._upstream_post(
+                "/v1/payment_methods", {"type": "card", **{f"card[{k}]": v for k, v in _TEST_CARD.items()}}
+            )
+            form = {
+                "amount": str(amount),
+                "currency": currency,
+                "payment_method": pm["id"],
+                "confirm": "true",
+            }
+            form["payment_method_types[0]"] = "card"
+            form.update({f"metadata[{k}]": str(v) for k, v in metadata.items()})
+            return self._upstream_post("/v1/payment_intents", form)
+        intent: dict[str, Any] = {
+            "id": _new_id("pi"),
+            "object": "payment_intent",
+            "amount": amount,
+            "amount_received": amount,
+            "currency": currency,
+            "status": "succeeded",
+            "created": int(time.time()),
+            "metadata": {str(k): str(v) for k, v in metadata.items()},
+        }
+        with self.lock:
+            self.payment_intents[intent["id"]] = intent
+        copy: dict[str, Any] = json.loads(json.dumps(intent))
+        return copy
+
+    def _upstream_post(self, path: str, form: dict[str, str]) -> dict[str, Any]:
+        assert self.upstream is not None
+        parts = urlsplit(self.upstream)
+        conn = http.client.HTTPConnection(parts.hostname or HOST, parts.port or 80, timeout=30)
+        try:
+            conn.request(
+                "POST",
+                path,
+                body=urlencode(form),
+                headers={
+                    "Authorization": f"Bearer {self.secret_key}",
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
+            response = conn.getresponse()
+            body = json.loads(response.read() or b"{}")
+        finally:
+            conn.close()
+        if response.status >= 300:
+            raise StripeError(502, f"upstream {path} answered {response.status}: {body}", type="api_error")
+        return dict(body)
+
+    @staticmethod
+    def _public_session(session: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in session.items() if k not in ("line_items", "payment_intent_data")}
+
+    def key_lock(self, key: str) -> threading.Lock:
+        """One lock per Idempotency-Key: a second request with a key waits for the first, then gets its answer."""
+        with self.lock:
+            return self._key_locks.setdefault(key, threading.Lock())
+
     # --- helpers -------------------------------------------------------------------------------------------
 
     def _account(self, account_id: str, *, param: str | None = None) -> dict[str, Any]:
@@ -593,6 +755,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._control(path, raw)
         elif path.startswith("/connect/onboarding/"):
             self._onboarding(path, split.query)
+        elif path.startswith("/checkout/pay/"):
+            self._checkout_page(path)
         elif path.startswith("/v1/"):
             self._api(path, split.query, raw)
         else:
@@ -622,7 +786,11 @@ class _Handler(BaseHTTPRequestHandler):
         entry["status"] = status
         entry["replayed"] = replayed
         self.server.record(entry)
-        self._send(status, body, {"Idempotent-Replayed": "true"} if replayed else None)
+        delay = self.server.take_slow(path)
+        if delay:
+            time.sleep(delay)
+        with contextlib.suppress(OSError):  # a client that timed out has gone; the call took effect anyway
+            self._send(status, body, {"Idempotent-Replayed": "true"} if replayed else None)
 
     def _dispatch(
         self, path: str, params: dict[str, Any], key: str | None, pairs: list[tuple[str, str]], raw: bytes
@@ -638,7 +806,7 @@ class _Handler(BaseHTTPRequestHandler):
                 break
         if route is None:
             if self.server.upstream and not _OWN_PATH.match(path):
-                return self._forward(raw)
+                return self._forward_once(path, pairs, key, raw)
             raise StripeError(
                 404,
                 f"Unrecognized request URL ({self.command}: {path}). Please see https://stripe.com/docs or we can "
@@ -664,6 +832,39 @@ class _Handler(BaseHTTPRequestHandler):
         if key and self.command == "POST" and status < 500:
             self.server.save(key, fingerprint, status, body)
         return status, body, False
+
+    def _forward_once(
+        self, path: str, pairs: list[tuple[str, str]], key: str | None, raw: bytes
+    ) -> tuple[int, Any, bool]:
+        """Pass on a call we do not serve; a keyed POST is answered once, then replayed (Stripe's semantics)."""
+        if not (key and self.command == "POST"):
+            return self._forward(raw)
+        fingerprint = hashlib.sha256(f"{self.command} {path} {urlencode(sorted(pairs))}".encode()).hexdigest()
+        with self.server.key_lock(key):
+            saved = self.server.idempotent(key, fingerprint)
+            if saved is not None:
+                return saved[0], saved[1], True
+            status, body, replayed = self._forward(raw)
+            if status < 500:
+                self.server.save(key, fingerprint, status, body)
+            return status, body, replayed
+
+    def _checkout_page(self, path: str) -> None:
+        session_id = path.rsplit("/", 1)[-1]
+        try:
+            session = self.server.pay_checkout_session(session_id)
+        except KeyError:
+            self._send(
+                404, {"error": {"type": "invalid_request_error", "message": "No such checkout session"}}
+            )
+            return
+        except StripeError as exc:
+            self._send(exc.status, exc.body)
+            return
+        self.send_response(302)
+        self.send_header("Location", str(session["success_url"]))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _forward(self, raw: bytes) -> tuple[int, Any, bool]:
         """Pass a call this stand-in does not serve on to the upstream Stripe stand-in (localstripe)."""
@@ -732,6 +933,11 @@ class _Handler(BaseHTTPRequestHandler):
                 int(body.get("status", 503)), int(body.get("times", 1)), path=str(body.get("path", "")),
                 code=body.get("code"),
             )  # fmt: skip
+            self._send(200, {"ok": True})
+        elif path == "/_local/slow" and self.command == "POST":
+            server.slow_next(
+                float(body.get("seconds", 1)), int(body.get("times", 1)), path=str(body.get("path", ""))
+            )
             self._send(200, {"ok": True})
         elif path == "/_local/webhooks" and self.command == "POST" and body.get("url") and body.get("secret"):
             server.add_webhook(str(body["url"]), str(body["secret"]))

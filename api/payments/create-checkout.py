@@ -1,4 +1,4 @@
-"""POST /api/payments/create-checkout: a Stripe Checkout Session for a token pack (mobile)."""
+"""POST /api/payments/create-checkout: a Stripe Checkout Session for a token pack (mobile: {tokens, amount, ...})."""
 
 from fastapi.responses import JSONResponse
 
@@ -15,7 +15,7 @@ app = create_app(rate_limit="payment")
 def create_checkout(
     body: purchases.CheckoutRequest, user: CurrentUser, conn: DbConn, idem: IdempotencyKey
 ) -> JSONResponse:
-    """The hosted page's URL; tokens are credited by the webhook when its PaymentIntent succeeds."""
+    """{sessionId, url, checkoutUrl}; 422 AMOUNT_MISMATCH when `amount` is not the pack's price (nothing charged)."""
     return idem.run(
         conn, user.id, lambda: purchases.create_checkout(conn, user, body, idempotency_key=idem.key)
     )

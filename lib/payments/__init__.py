@@ -7,4 +7,5 @@
   earnings the purchase paid for, newest first, then the buyer's debt); a won dispute gives it back.
 - `webhooks`: signature check, event-id dedupe, and the dispatch table by event type (Connect events go there too).
 - `stripe_api`: the only module that imports the Stripe SDK.
+- `wallet`: GET /wallet (the balance under the wallet pages' names).
 """

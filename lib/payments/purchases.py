@@ -7,27 +7,41 @@ included). Whatever order or however often Stripe's events (or the purchase rout
 credited once per intent.
 
 Rounding: a partial refund or dispute of `c` cents takes back ceil(tokens * c / amount_cents) tokens.
+
+Without an Idempotency-Key (the frontend sends none and retries timeouts and 5xx up to three times), the Stripe
+idempotency key is derived from what identifies the purchase: user, payment method, pack, gift recipient and a
+AUTO_KEY_WINDOW time bucket; a retry that lands in the next bucket still finds the first attempt's key on its
+payments row (`purchase_fingerprint`), under an advisory lock that makes it wait for that attempt to finish.
+Gifts: `isGift` + `giftRecipientId` charge the buyer and credit the recipient (metadata `user_id` is who is
+credited, `buyer_id` who paid), through the same webhook/sync path as any purchase.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
-from lib import ledger, observability
-from lib.config import get_settings
+from lib import ledger, observability, users
 from lib.db import Conn
-from lib.errors import BadRequest
-from lib.http import origins_regex
+from lib.errors import NotFound, Unprocessable
+from lib.http import check_return_urls
 from lib.payments import clawbacks, stripe_api
-from lib.payments.packages import package_for
+from lib.payments.packages import check_price, package_for
 from lib.users import User
 
 log = logging.getLogger("digis.payments")
@@ -36,6 +50,10 @@ CURRENCY = "usd"
 # Disputes in these states no longer hold tokens back (decided in our favour, or an inquiry closed).
 DISPUTE_RELEASED = frozenset({"won", "warning_closed"})
 SyncCause = Literal["purchase", "refund", "dispute", "dispute_closed"]
+# Key-less purchases: retries of one purchase inside this bucket share a Stripe idempotency key (see module doc).
+AUTO_KEY_WINDOW = timedelta(minutes=10)
+# Key-less checkout sessions: shorter, so a second purchase of the same pack soon after gets a fresh page.
+AUTO_CHECKOUT_KEY_WINDOW = timedelta(minutes=2)
 
 
 class PurchaseRequest(BaseModel):
@@ -45,6 +63,15 @@ class PurchaseRequest(BaseModel):
 
     token_amount: StrictInt = Field(alias="tokenAmount", gt=0)
     payment_method_id: Annotated[StrictStr, Field(alias="paymentMethodId", min_length=3, max_length=255)]
+    is_gift: StrictBool = Field(default=False, alias="isGift")
+    gift_recipient_id: uuid.UUID | None = Field(default=None, alias="giftRecipientId")
+
+
+class GiftOut(BaseModel):
+    """Who a gift purchase credits (the buyer's own balance does not change)."""
+
+    recipientId: uuid.UUID
+    tokens: int
 
 
 class IntentOut(BaseModel):
@@ -64,25 +91,51 @@ class PurchaseResult(BaseModel):
     payment_intent: IntentOut = Field(serialization_alias="paymentIntent")
     balance: int
     tokens: int
+    gift: GiftOut | None = None
+
+
+_TOKEN_KEYS = ("tokenAmount", "token_amount", "tokens")
 
 
 class CheckoutRequest(BaseModel):
-    """POST /payments/create-checkout."""
+    """POST /payments/create-checkout (and -session): camelCase, or the mobile page's {tokens, amount, snake_urls}."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    token_amount: StrictInt = Field(validation_alias=AliasChoices(*_TOKEN_KEYS), gt=0)
+    amount: StrictInt | None = Field(
+        default=None, ge=0
+    )  # cents the client expects to pay; must match the pack
+    price_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("priceId", "price_id"), max_length=255
+    )  # the buy sheet's placeholder Stripe price: the pack (by tokens) decides the price, never this
+    success_url: str = Field(validation_alias=AliasChoices("successUrl", "success_url"), max_length=2000)
+    cancel_url: str = Field(validation_alias=AliasChoices("cancelUrl", "cancel_url"), max_length=2000)
+    is_gift: StrictBool = Field(default=False, validation_alias=AliasChoices("isGift", "is_gift"))
 
-    token_amount: StrictInt = Field(alias="tokenAmount", gt=0)
-    success_url: str = Field(alias="successUrl", max_length=2000)
-    cancel_url: str = Field(alias="cancelUrl", max_length=2000)
+    @model_validator(mode="before")
+    @classmethod
+    def _one_token_amount(cls, data: Any) -> Any:
+        """Two spellings of the amount that disagree are refused (which one would we sell?)."""
+        if isinstance(data, dict):
+            given = {repr(data[k]) for k in _TOKEN_KEYS if k in data}
+            if len(given) > 1:
+                raise ValueError("tokenAmount, token_amount and tokens disagree")
+        return data
 
 
 class CheckoutResult(BaseModel):
-    """POST /payments/create-checkout response."""
+    """POST /payments/create-checkout response (`checkoutUrl` is the mobile page's name for `url`)."""
 
     model_config = ConfigDict(populate_by_name=True)
 
     session_id: str = Field(serialization_alias="sessionId")
     url: str | None
+    checkout_url: str | None = Field(default=None, serialization_alias="checkoutUrl")
+
+
+class CheckoutSessionResult(CheckoutResult):
+    """POST /payments/create-checkout-session response: the buy sheet reads `response.data.url`."""
+
+    data: CheckoutResult
 
 
 @dataclass(frozen=True)
@@ -97,16 +150,41 @@ class SyncResult:
 def purchase_tokens(
     conn: Conn, user: User, req: PurchaseRequest, *, idempotency_key: str | None
 ) -> PurchaseResult:
-    """Charge a pack with the client's payment method; credit at once if the intent succeeded."""
+    """Charge a pack with the client's payment method; credit at once if the intent succeeded.
+
+    A gift credits the recipient (never the buyer); `balance` stays the buyer's own.
+    """
     pack = package_for(req.token_amount)
+    credited = gift_recipient(conn, user, req)
+    metadata = {"user_id": str(credited.id), "tokens": str(pack.tokens)}
+    if credited.id != user.id:
+        metadata.update(buyer_id=str(user.id), gift="true")
+    stripe_key, fingerprint = _purchase_key(
+        conn,
+        "purchase",
+        user.id,
+        idempotency_key,
+        parts=(req.payment_method_id, str(pack.tokens), str(credited.id)),
+        window=AUTO_KEY_WINDOW,
+        reuse_recorded=True,
+    )
     intent = stripe_api.create_purchase_intent(
         amount_cents=pack.priceCents,
         currency=CURRENCY,
         payment_method=req.payment_method_id,
-        metadata={"user_id": str(user.id), "tokens": str(pack.tokens)},
-        idempotency_key=_stripe_key("purchase", user.id, idempotency_key),
+        metadata=metadata,
+        idempotency_key=stripe_key,
     )
-    record_intent(conn, user_id=user.id, intent=intent, tokens=pack.tokens, idempotency_key=idempotency_key)
+    record_intent(
+        conn,
+        user_id=credited.id,
+        intent=intent,
+        tokens=pack.tokens,
+        idempotency_key=idempotency_key,
+        buyer_id=user.id if credited.id != user.id else None,
+        fingerprint=fingerprint,
+        stripe_key=stripe_key,
+    )
     if intent.status == "succeeded":
         sync_payment(conn, intent.id, cause="purchase")
     return PurchaseResult(
@@ -114,7 +192,36 @@ def purchase_tokens(
         payment_intent=IntentOut(id=intent.id, status=intent.status, client_secret=intent.client_secret),
         balance=ledger.balance(conn, user.id),
         tokens=pack.tokens,
+        gift=GiftOut(recipientId=credited.id, tokens=pack.tokens) if credited.id != user.id else None,
     )
+
+
+def gift_recipient(conn: Conn, buyer: User, req: PurchaseRequest) -> User:
+    """Who the purchase credits: the buyer, or a gift's recipient; a half-specified gift is refused, never guessed."""
+    if not req.is_gift:
+        if req.gift_recipient_id is not None:
+            raise Unprocessable(
+                "giftRecipientId is only used with isGift: true",
+                code="GIFT_RECIPIENT_WITHOUT_GIFT",
+                errors=[{"field": "isGift", "message": "must be true to gift", "type": "value_error"}],
+            )
+        return buyer
+    if req.gift_recipient_id is None:
+        raise Unprocessable(
+            "A gift needs giftRecipientId",
+            code="GIFT_RECIPIENT_REQUIRED",
+            errors=[{"field": "giftRecipientId", "message": "required for a gift", "type": "missing"}],
+        )
+    if req.gift_recipient_id == buyer.id:
+        raise Unprocessable(
+            "You cannot gift tokens to yourself",
+            code="GIFT_TO_SELF",
+            errors=[{"field": "giftRecipientId", "message": "is you", "type": "value_error"}],
+        )
+    recipient = users.get(conn, req.gift_recipient_id)
+    if recipient is None or recipient.role == "system":
+        raise NotFound("The gift recipient does not exist", code="GIFT_RECIPIENT_NOT_FOUND")
+    return recipient
 
 
 def create_checkout(
@@ -122,8 +229,23 @@ def create_checkout(
 ) -> CheckoutResult:
     """A Stripe Checkout Session for a pack (mobile); crediting happens on its payment_intent.succeeded."""
     pack = package_for(req.token_amount)
-    for name, url in (("successUrl", req.success_url), ("cancelUrl", req.cancel_url)):
-        check_return_url(name, url)
+    check_price(pack, req.amount)
+    if req.is_gift:
+        raise Unprocessable(
+            "Gift purchases go through POST /tokens/purchase",
+            code="GIFT_NOT_SUPPORTED",
+            errors=[{"field": "isGift", "message": "not supported by checkout", "type": "value_error"}],
+        )
+    check_return_urls({"successUrl": req.success_url, "cancelUrl": req.cancel_url})
+    stripe_key, _ = _purchase_key(
+        conn,
+        "checkout",
+        user.id,
+        idempotency_key,
+        parts=(str(pack.tokens), req.success_url, req.cancel_url),
+        window=AUTO_CHECKOUT_KEY_WINDOW,
+        reuse_recorded=False,
+    )
     session = stripe_api.create_checkout_session(
         amount_cents=pack.priceCents,
         currency=CURRENCY,
@@ -131,7 +253,7 @@ def create_checkout(
         metadata={"user_id": str(user.id), "tokens": str(pack.tokens)},
         success_url=req.success_url,
         cancel_url=req.cancel_url,
-        idempotency_key=_stripe_key("checkout", user.id, idempotency_key),
+        idempotency_key=stripe_key,
     )
     if session.payment_intent:
         conn.execute(
@@ -149,7 +271,15 @@ def create_checkout(
                 "k": idempotency_key,
             },
         )
-    return CheckoutResult(session_id=session.id, url=session.url)
+    return CheckoutResult(session_id=session.id, url=session.url, checkout_url=session.url)
+
+
+def create_checkout_session(
+    conn: Conn, user: User, req: CheckoutRequest, *, idempotency_key: str | None
+) -> CheckoutSessionResult:
+    """The buy sheet's checkout: the same session, with the `data` mirror it reads."""
+    out = create_checkout(conn, user, req, idempotency_key=idempotency_key)
+    return CheckoutSessionResult(**out.model_dump(), data=out)
 
 
 def record_intent(
@@ -159,15 +289,21 @@ def record_intent(
     intent: stripe_api.Intent,
     tokens: int,
     idempotency_key: str | None = None,
+    buyer_id: uuid.UUID | None = None,
+    fingerprint: str | None = None,
+    stripe_key: str | None = None,
 ) -> None:
     """Create or update the payments row for an intent (a succeeded status is never overwritten)."""
     _lock_intent(conn, intent.id)
     conn.execute(
         """INSERT INTO payments (user_id, stripe_payment_intent_id, tokens, amount_cents, currency, status,
-                                 idempotency_key)
-           VALUES (%(u)s, %(pi)s, %(t)s, %(a)s, %(c)s, %(s)s, %(k)s)
+                                 idempotency_key, buyer_id, purchase_fingerprint, stripe_idempotency_key)
+           VALUES (%(u)s, %(pi)s, %(t)s, %(a)s, %(c)s, %(s)s, %(k)s, %(b)s, %(fp)s, %(sk)s)
            ON CONFLICT (stripe_payment_intent_id) DO UPDATE
            SET status = CASE WHEN payments.status = 'succeeded' THEN payments.status ELSE EXCLUDED.status END,
+               buyer_id = coalesce(payments.buyer_id, EXCLUDED.buyer_id),
+               purchase_fingerprint = coalesce(payments.purchase_fingerprint, EXCLUDED.purchase_fingerprint),
+               stripe_idempotency_key = coalesce(payments.stripe_idempotency_key, EXCLUDED.stripe_idempotency_key),
                updated_at = now()""",
         {
             "u": user_id,
@@ -177,6 +313,9 @@ def record_intent(
             "c": intent.currency,
             "s": intent.status,
             "k": idempotency_key,
+            "b": buyer_id,
+            "fp": fingerprint,
+            "sk": stripe_key,
         },
     )
 
@@ -311,22 +450,50 @@ def _announce(conn: Conn, purchase: clawbacks.Purchase, moved: clawbacks.Moved, 
 
 def _lock_intent(conn: Conn, intent_id: str) -> None:
     """Serialise everything that touches one intent, always before its rows (so two events cannot deadlock)."""
-    digest = hashlib.sha256(f"payment:{intent_id}".encode()).digest()
+    _advisory_lock(conn, f"payment:{intent_id}")
+
+
+def _advisory_lock(conn: Conn, name: str) -> None:
+    digest = hashlib.sha256(name.encode()).digest()
     conn.execute(
         "SELECT pg_advisory_xact_lock(%(k)s::bigint)", {"k": int.from_bytes(digest[:8], "big", signed=True)}
     )
 
 
-def _stripe_key(action: str, user_id: uuid.UUID, client_key: str | None) -> str:
-    """Stripe's idempotency key: the client's key scoped to the user (a retried purchase never charges twice)."""
-    return f"{action}:{user_id}:{client_key or uuid.uuid4()}"
+def now() -> datetime:
+    """The clock the key-less buckets use (tests move it)."""
+    return datetime.now(UTC)
 
 
-def check_return_url(name: str, url: str) -> None:
-    """Stripe (Checkout, Connect onboarding) may only send the user back to our own frontends (no open redirect)."""
-    parts = urlsplit(url)
-    origin = f"{parts.scheme}://{parts.netloc}"
-    s = get_settings()
-    allowed = [*s.origins, s.public_base_url.rstrip("/")]
-    if parts.scheme not in ("https", "http") or not re.match(origins_regex(allowed), origin):
-        raise BadRequest(f"{name} must point at an allowed origin", code="INVALID_RETURN_URL")
+def _purchase_key(
+    conn: Conn,
+    action: str,
+    user_id: uuid.UUID,
+    client_key: str | None,
+    *,
+    parts: tuple[str, ...],
+    window: timedelta,
+    reuse_recorded: bool,
+) -> tuple[str, str | None]:
+    """Stripe's idempotency key, and the purchase fingerprint when it was derived (no client key).
+
+    With a client key: that key scoped to the user. Without: a hash of what identifies the purchase plus the
+    time bucket; with `reuse_recorded`, the key an earlier attempt inside the window recorded (found after
+    waiting for that attempt's transaction), so a retry across a bucket edge still charges once.
+    """
+    if client_key is not None:
+        return f"{action}:{user_id}:{client_key}", None
+    fingerprint = hashlib.sha256("\x1f".join((action, str(user_id), *parts)).encode()).hexdigest()
+    at = now()
+    if reuse_recorded:
+        _advisory_lock(conn, f"purchase:{fingerprint}")
+        row = conn.execute(
+            """SELECT stripe_idempotency_key FROM payments
+               WHERE purchase_fingerprint = %(f)s AND created_at > %(since)s AND stripe_idempotency_key IS NOT NULL
+               ORDER BY created_at DESC LIMIT 1""",
+            {"f": fingerprint, "since": at - window},
+        ).fetchone()
+        if row is not None:
+            return str(row["stripe_idempotency_key"]), fingerprint
+    bucket = int(at.timestamp() // window.total_seconds())
+    return f"{action}:{user_id}:auto:{fingerprint[:32]}:{bucket}", fingerprint

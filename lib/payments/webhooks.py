@@ -4,6 +4,8 @@ Every effect of an event, the record of its id included, is written in the reque
 anywhere rolls all of it back and answers non-2xx, so Stripe delivers it again and nothing is half-done. A
 repeated event id is acknowledged without running anything; repeated or reordered events about one intent are
 harmless anyway, because `purchases.sync_payment` moves the ledger to a state, not by a delta per event.
+An event from a connected account (top-level `account`) only reaches CONNECTED_ACCOUNT_HANDLERS: tokens are bought
+on the platform account only, so a creator's own payments, refunds and disputes never move a token.
 """
 
 from __future__ import annotations
@@ -61,20 +63,30 @@ def handle_event(conn: Conn, event: Event) -> WebhookAck:
     ).fetchone()
     if first is None:
         return WebhookAck(type=event["type"], duplicate=True)
-    handler = handler_for(event["type"])
+    connected = is_connected_account_event(event)
+    handler = handler_for(event["type"], CONNECTED_ACCOUNT_HANDLERS if connected else HANDLERS)
     if handler is None:
+        if connected and handler_for(event["type"]) is not None:
+            # A connected account's own payment, refund or dispute is theirs: never a Digis token purchase.
+            log.info("ignoring %s from connected account %s", event["type"], event.get("account"))
         return WebhookAck(type=event["type"])
     handler(conn, event)
     return WebhookAck(type=event["type"], handled=True)
 
 
-def handler_for(event_type: str) -> Handler | None:
-    """The handler for a type: an exact entry in HANDLERS, else a `prefix.*` entry."""
-    target = HANDLERS.get(event_type)
+def is_connected_account_event(event: Event) -> bool:
+    """An event that happened on a connected account (Stripe sets the top-level `account`), not on the platform."""
+    return event.get("account") is not None
+
+
+def handler_for(event_type: str, table: dict[str, Handler | str] | None = None) -> Handler | None:
+    """The handler for a type: an exact entry in `table` (HANDLERS by default), else a `prefix.*` entry."""
+    handlers = HANDLERS if table is None else table
+    target = handlers.get(event_type)
     if target is None:
         prefix = event_type.rsplit(".", 1)[0]
         while target is None and prefix:
-            target = HANDLERS.get(prefix + ".*")
+            target = handlers.get(prefix + ".*")
             prefix = prefix.rsplit(".", 1)[0] if "." in prefix else ""
     if isinstance(target, str):
         module, _, name = target.partition(":")
@@ -193,4 +205,11 @@ HANDLERS: dict[str, Handler | str] = {
     "charge.refunded": charge_refunded,
     "charge.dispute.created": dispute_opened,
     "charge.dispute.closed": dispute_closed,
+}
+# Events that happened ON a connected account (top-level `account`) reach only these: the account's own state and
+# its bank payouts. Token purchases, refunds and disputes are platform payments only, so a connected account's
+# payment_intent.* / charge.* is acknowledged and ignored; transfers are platform objects and never come from here.
+CONNECTED_ACCOUNT_HANDLERS: dict[str, Handler | str] = {
+    "account.updated": HANDLERS["account.updated"],
+    "payout.*": HANDLERS["payout.*"],
 }

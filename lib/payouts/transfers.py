@@ -28,6 +28,7 @@ from lib.payments import stripe_api
 from lib.payouts import accounts, clock
 from lib.payouts.earnings import amount_cents, earnings_of
 from lib.payouts.models import PayoutOut, PayoutRequest, PayoutResult
+from lib.payouts.preferences import preferences_of
 from lib.users import User
 
 log = logging.getLogger("digis.payouts")
@@ -46,7 +47,10 @@ PAYOUT_COLUMNS = """id, creator_id, stripe_account_id, tokens, amount_cents, sta
 def request_payout(
     conn: Conn, creator: User, req: PayoutRequest | None, *, now: datetime | None = None, send: bool = True
 ) -> PayoutResult:
-    """Move available tokens (all, or `req.tokens`) into a pending payout; its transfer goes after the commit."""
+    """Move available tokens (`req.tokens`, else all but the reserved ones) into a pending payout.
+
+    Its transfer goes after the commit.
+    """
     now = now or clock.now()
     req = req or PayoutRequest()
     # The creator's row lock serialises payout requests (and every balance change) for this creator, so two
@@ -61,7 +65,7 @@ def request_payout(
         )
     mine = earnings_of(conn, creator.id, now)
     minimum = get_settings().payout_minimum_tokens
-    tokens = req.tokens if req.tokens is not None else mine.available
+    tokens = req.tokens if req.tokens is not None else preferences_of(conn, creator.id).withdrawable(mine)
     if tokens < minimum:
         raise BadRequest(
             f"The minimum payout is {minimum} tokens; you have {mine.available} available "

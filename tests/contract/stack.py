@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from schemathesis.core import NotSet
 
 from lib import config, db, redis
-from localdev import qstash_server, stripe_standin, supabase_standin, vercel_router
+from localdev import qstash_server, stripe_connect_standin, stripe_standin, supabase_standin, vercel_router
 
 REDIS_URL = os.environ.get("DIGIS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")  # as tests/conftest.py
 USER_BALANCE = 1_000_000
@@ -124,7 +124,13 @@ def running() -> Iterator[Stack]:
         supabase = stack.enter_context(
             supabase_standin.running(service_role_key=settings.supabase_service_role_key.get_secret_value())
         )
-        stripe = stack.enter_context(stripe_standin.running())
+        localstripe = stack.enter_context(stripe_standin.running())
+        # Connect and Checkout live in the Connect stand-in, in front of localstripe, as scripts/dev runs them.
+        stripe = stack.enter_context(
+            stripe_connect_standin.running(
+                secret_key=settings.stripe_secret_key.get_secret_value(), upstream=localstripe.url
+            )
+        )
         qstash = stack.enter_context(
             qstash_server.running(
                 token=settings.qstash_token.get_secret_value(),

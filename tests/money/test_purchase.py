@@ -255,7 +255,7 @@ def test_checkout_session_carries_the_purchase_metadata(
             "/api/payments/create-checkout",
             json={
                 "tokenAmount": 812,
-                "successUrl": "https://app.vercel.app/ok",
+                "successUrl": "https://digis-app-git-main-digisapp.vercel.app/ok",
                 "cancelUrl": "http://localhost:5173/x",
             },
             headers=fan.headers,
@@ -265,7 +265,11 @@ def test_checkout_session_carries_the_purchase_metadata(
         server.server_close()
         thread.join(5)
     assert r.status_code == 200, r.text
-    assert r.json() == {"sessionId": "cs_test_1", "url": "https://checkout.stripe.test/cs_test_1"}
+    assert r.json() == {
+        "sessionId": "cs_test_1",
+        "url": "https://checkout.stripe.test/cs_test_1",
+        "checkoutUrl": "https://checkout.stripe.test/cs_test_1",
+    }
     sent = _RecordingStripe.bodies[0]
     assert sent["metadata[user_id]"] == sent["payment_intent_data[metadata][user_id]"] == [str(fan.id)]
     assert sent["metadata[tokens]"] == sent["payment_intent_data[metadata][tokens]"] == ["812"]
@@ -280,7 +284,14 @@ def test_checkout_session_carries_the_purchase_metadata(
 
 
 @pytest.mark.parametrize(
-    "url", ["https://evil.example/ok", "javascript:alert(1)", "https://app.vercel.app.evil.io/"]
+    "url",
+    [
+        "https://evil.example/ok",
+        "javascript:alert(1)",
+        "https://app.vercel.app.evil.io/",
+        "https://someone-else.vercel.app/ok",
+        "http://127.0.0.1:3000/ok",  # the API's own origin is not a frontend
+    ],
 )
 def test_checkout_refuses_return_urls_outside_our_origins(make_user: MakeUser, url: str) -> None:
     r = client("payments/create-checkout.py").post(
@@ -288,4 +299,5 @@ def test_checkout_refuses_return_urls_outside_our_origins(make_user: MakeUser, u
         json={"tokenAmount": 50, "successUrl": url, "cancelUrl": "http://localhost:5173/x"},
         headers=make_user().headers,
     )
-    assert (r.status_code, r.json()["code"]) == (400, "INVALID_RETURN_URL")
+    assert (r.status_code, r.json()["code"]) == (422, "INVALID_RETURN_URL")
+    assert [e["field"] for e in r.json()["errors"]] == ["successUrl"]

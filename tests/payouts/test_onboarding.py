@@ -109,7 +109,8 @@ def test_a_badly_signed_account_update_changes_nothing(make_user: MakeUser, conn
 def test_return_urls_must_be_our_own_frontends(make_user: MakeUser, connect: ConnectStandin) -> None:
     user = make_user(role="creator")
     r = start(user, {**RETURN_URLS, "returnUrl": "https://evil.example/steal"})
-    assert r.status_code == 400 and r.json()["code"] == "INVALID_RETURN_URL"
+    assert r.status_code == 422 and r.json()["code"] == "INVALID_RETURN_URL"
+    assert [e["field"] for e in r.json()["errors"]] == ["returnUrl"]
     assert connect.requests("/v1/accounts") == []
     assert start(user, {"returnUrl": RETURN_URLS["returnUrl"]}).status_code == 422
 

@@ -8,9 +8,13 @@ from lib.http import create_app
 app = create_app()
 
 
-@app.post("/api/creator-payouts/stripe-account/create", response_model=payouts.OnboardingResult)
+@app.post(
+    "/api/creator-payouts/stripe-account/create",
+    response_model=payouts.OnboardingResult,
+    responses=payouts.STRIPE_UNAVAILABLE,
+)
 def create_stripe_account(
-    body: payouts.OnboardingRequest, user: CreatorUser, conn: DbConn
+    user: CreatorUser, conn: DbConn, body: payouts.OnboardingRequest | None = None
 ) -> payouts.OnboardingResult:
-    """{url, accountId, payoutsEnabled}: send the creator to `url`; Stripe brings them back to returnUrl."""
+    """{url, onboardingUrl, accountId, payoutsEnabled}; no body: back to the first ALLOWED_ORIGINS origin's /wallet."""
     return payouts.start_onboarding(conn, user, body)
