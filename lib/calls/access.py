@@ -31,10 +31,10 @@ def authorize_pusher(conn: Conn, user: User, socket_id: str, channel_name: str) 
         call = _call_by_channel(conn, channel_name.removeprefix(realtime.CALL_PREFIX))
         allowed = call is not None and call.has_party(user.id)
     elif channel_name.startswith(realtime.STREAM_PREFIX):
-        allowed = (
-            streams.live_stream_by_channel(conn, channel_name.removeprefix(realtime.STREAM_PREFIX))
-            is not None
-        )
+        stream = streams.live_stream_by_channel(conn, channel_name.removeprefix(realtime.STREAM_PREFIX))
+        if stream is not None:
+            streams.admit_viewer(conn, stream["id"], user.id)
+            allowed = True
     if not allowed:
         raise Forbidden("You may not subscribe to this channel", code="CHANNEL_FORBIDDEN")
     return realtime.authorize_channel(socket_id, channel_name)
@@ -57,6 +57,7 @@ def agora_token(conn: Conn, user: User, channel: str, role: agora.Role | None, n
     stream = None if call is not None else streams.live_stream_by_channel(conn, channel)
     if stream is None:
         raise NotFound("No call or live stream of yours on this channel", code="CHANNEL_NOT_FOUND")
+    streams.admit_viewer(conn, stream["id"], user.id)
     is_host = stream["creator_id"] == user.id
     if role == "host" and not is_host:
         raise Forbidden("Only the stream's creator can join as host", code="NOT_STREAM_HOST")

@@ -241,11 +241,21 @@ def host_token_minted(channel: str, uid: int, role: agora.Role, expires_at: int)
 # ---- audience ------------------------------------------------------------------------------------------------
 
 
+def admit_viewer(conn: Conn, stream_id: UUID, viewer_id: UUID) -> None:
+    """403 unless this viewer may watch: a class's stream admits its host and enrolled fans only."""
+    from lib import (
+        classes,  # imported here: only a class's stream has a guest list, and classes build on streams
+    )
+
+    classes.check_viewer(conn, stream_id, viewer_id)
+
+
 def join(conn: Conn, ref: str, viewer: User, *, now: datetime | None = None) -> JoinAnswer:
     """A viewer joins a live stream (by id, channel or creator username): an audience token; counts them."""
     now = _now(now)
     stream = _find(conn, ref)
     _require_live(stream)
+    admit_viewer(conn, stream.id, viewer.id)
     if viewer.id != stream.creator_id:  # the host watching their own stream is not audience
         _observe(conn, stream, viewers.touch(stream.id, viewer.id, now.timestamp()))
     uid = agora.uid_for(conn, viewer.id)
