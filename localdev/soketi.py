@@ -29,7 +29,7 @@ DEFAULT_PORT = 6001
 DEFAULT_APP_ID = "1000001"
 DEFAULT_KEY = "digis-local-key"
 DEFAULT_SECRET = "digis-local-secret"
-EXIT_UNAVAILABLE = 3  # node or the npm package is missing: callers skip with a warning
+EXIT_UNAVAILABLE = 3  # node or the npm package is missing: callers fail (tests) or warn (scripts/dev)
 # Hosted Pusher's limits, so local runs refuse what production would.
 MAX_PAYLOAD_KB = 10
 MAX_BATCH_SIZE = 10

@@ -53,6 +53,7 @@ TEST_ENV = {
 os.environ.update(TEST_ENV)
 
 from lib import config, db, migrate  # noqa: E402
+from tests.support.strict_skips import pytest_runtest_makereport  # noqa: E402, F401 - the hook, by name
 from tests.support.tokens import bearer, make_token  # noqa: E402
 
 

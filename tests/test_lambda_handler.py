@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mangum.types import LambdaCognitoIdentity, LambdaMobileClientContext
 
 from tests.support.functions import client
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -105,3 +110,16 @@ def test_unknown_path_event_is_404_problem_json() -> None:
     headers = {k.lower(): v for k, v in response["headers"].items()}
     assert headers["content-type"] == "application/problem+json"
     assert _body(response)["code"] == "NOT_FOUND"
+
+
+def test_the_lambda_entry_needs_nothing_from_localdev_and_the_route_table_is_stdlib_only() -> None:
+    """lambda_handler.py routes with lib/routing alone; importing the table pulls in no web framework."""
+    code = (
+        "import sys; import lib.routing; heavy = {'fastapi', 'starlette', 'pydantic'} & set(sys.modules); "
+        "assert not heavy, heavy; import lambda_handler; "
+        "local = [m for m in sys.modules if m.split('.')[0] == 'localdev']; assert not local, local"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # imported by name, TestUser would be collected as a test cla
 _why_not = browser.unavailable() or (
     None if soketi.is_installed() else "soketi not installed (node or node_modules)"
 )
+# The skip reason turns into a failure (tests/support/strict_skips.py): a missing test bed fails the run.
 pytestmark = pytest.mark.skipif(_why_not is not None, reason=_why_not or "")
 
 EVENT_TIMEOUT_S = 10.0

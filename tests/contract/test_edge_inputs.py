@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 import httpx
 import pytest
 
-from localdev.openapi import SCHEMA_REF, openapi_document
+from lib.routing.openapi import SCHEMA_REF, openapi_document
 from tests.contract import stack as contract_stack
 from tests.contract.known_failures import KNOWN_EDGE_FAILURES
 

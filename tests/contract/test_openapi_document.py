@@ -1,4 +1,4 @@
-"""localdev/openapi.py: how function documents are merged, secured and rendered."""
+"""lib/routing/openapi.py and localdev/openapi.py: how function documents are merged, secured and rendered."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ from pydantic import create_model
 from lib.auth import AdminUser, Claims, CurrentUser
 from lib.http import create_app
 from lib.jobs import CronAuth
+from lib.routing import ROOT
+from lib.routing.openapi import OpenApiBuildError, build_document, describe, openapi_document
 from localdev import openapi
-from localdev.openapi import OpenApiBuildError, build_document, render_html
+from localdev.openapi import render_html
 
 
 def _function(file: str, app: FastAPI) -> Any:
-    return openapi._function_for(app, file)
+    return describe(app, file)
 
 
 def _apps_with_item(field: str) -> FastAPI:
@@ -136,17 +138,17 @@ def test_two_functions_documenting_one_operation_is_an_error() -> None:
 
 def test_real_document_lists_each_operation_once_with_unique_ids() -> None:
     """The tree's document: /api paths only, unique operationIds, every operation tied to its function file."""
-    document = openapi.openapi_document()
+    document = openapi_document()
     ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
     assert len(ids) == len(set(ids))
     assert all(p.startswith("/api/") and not p.startswith("/api/v1/") for p in document["paths"])
     files = {op["x-vercel-function"] for item in document["paths"].values() for op in item.values()}
-    assert all(Path(openapi.ROOT, f).is_file() for f in files)
+    assert all(Path(ROOT, f).is_file() for f in files)
 
 
 def test_docs_page_is_self_contained_and_lists_every_operation() -> None:
     """No scripts, stylesheets or images from elsewhere (no internet at test time); every operation is on it."""
-    document = openapi.openapi_document()
+    document = openapi_document()
     page = render_html(document)
     assert not re.search(r"<(script|link|img|iframe)\b", page, re.IGNORECASE)
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page, re.IGNORECASE)
@@ -159,5 +161,5 @@ def test_cli_writes_the_document(tmp_path: Path) -> None:
     """scripts/openapi --out FILE --html FILE writes both."""
     out, page = tmp_path / "openapi.json", tmp_path / "openapi.html"
     assert openapi.main(["--out", str(out), "--html", str(page)]) == 0
-    assert json.loads(out.read_text()) == openapi.openapi_document()
+    assert json.loads(out.read_text()) == openapi_document()
     assert page.read_text().startswith("<!doctype html>")

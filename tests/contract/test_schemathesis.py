@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks as st_checks
 from schemathesis.config import SchemathesisConfig
 
-from localdev.openapi import openapi_document
-from localdev.vercel_router import ROOT, function_files
+from lib.routing import ROOT, function_files
+from lib.routing.openapi import openapi_document
 from tests.contract import stack as contract_stack
 
 EXAMPLES = int(os.environ.get("DIGIS_CONTRACT_EXAMPLES", "10"))
