@@ -39,6 +39,7 @@ def _x(value: float) -> str:
 _TITLES = {
     "active_sessions": "Active sessions",
     "request_cost": "Request cost",
+    "side_by_side": "Side by side (wrk)",
     "billing": "Billing sweep",
     "coldstart": "Cold start",
     "token_verify": "Token verification",
@@ -114,6 +115,8 @@ def lines(rows: dict[str, Any]) -> list[Line]:
                         note,
                     )
                 )
+    if (sbs := rows.get("side_by_side")) is not None:
+        out.extend(_side_by_side(sbs))
     if (b := rows.get("billing")) is not None:
         sweep, single, books = b["sweep"], b["one_at_a_time"], b["books"]
         books_ok = (
@@ -212,6 +215,53 @@ def lines(rows: dict[str, Any]) -> list[Line]:
 
 
 _HEADERS = ("Row", "Measure", "Result", "Beside it", "Ratio", "Goal", "Met")
+
+
+def _side_by_side(sbs: dict[str, Any]) -> list[Line]:
+    """Goals 1-3 of issue 15: the functions beside the floor (bare FastAPI) and the Express peer, wrk, one run."""
+    t = sbs["targets"]
+
+    def fig(key: str) -> str:
+        r = t[key]
+        return f"{_ms(r['p50_ms'])} / {_ms(r['p99_ms'])}, {r['rps']:.0f}/s"
+
+    def refs(clients: int) -> str:
+        beside = f"floor (bare FastAPI + psycopg + PyJWT) {fig(f'floor@{clients}')}"
+        if f"express@{clients}" in t:
+            beside += f"; Express + pg {fig(f'express@{clients}')}"
+        return beside
+
+    out: list[Line] = []
+    for name, label, clients, rule in (
+        ("balance", "GET /tokens/balance", 1, "share"),
+        ("balance", "GET /tokens/balance", 32, "share"),
+        ("tips", "POST /tips/send (one creator)", 1, "within"),
+        ("active_sessions", "GET /stats/active-sessions", 1, "p99"),
+    ):
+        key, floor = f"{name}@{clients}", t[f"floor@{clients}"]
+        if key not in t:
+            continue
+        r = t[key]
+        share, p50x = r["rps"] / floor["rps"], r["p50_ms"] / floor["p50_ms"]
+        if rule == "share":
+            goal, met = ">= 50% of the floor's req/s, p50 within 2x", share >= 0.5 and p50x <= 2
+        elif rule == "within":
+            goal, met = "within 2x of the floor (p50 and req/s)", share >= 0.5 and p50x <= 2
+        else:
+            goal, met = "p99 < 5 ms", r["p99_ms"] < 5
+        out.append(
+            Line(
+                f"Side by side: {label}, {clients} client{'s' if clients != 1 else ''}",
+                f"wrk p50 / p99, req/s (median of {sbs['rounds']} x {sbs['seconds']:g} s)",
+                fig(key),
+                refs(clients),
+                f"req/s {share:.0%} of the floor, p50 {_x(p50x)}",
+                goal,
+                met and r["non2xx"] == 0,
+                f"{r['non2xx']} non-2xx" if r["non2xx"] else "",
+            )
+        )
+    return out
 
 
 def _cells(line: Line) -> list[str]:

@@ -24,7 +24,7 @@ import psycopg
 from bench import report, seed, stack
 
 RESULTS = stack.ROOT / "bench" / "results"
-ROWS = ("active_sessions", "request_cost", "latency", "billing", "token_verify", "coldstart")
+ROWS = ("active_sessions", "request_cost", "side_by_side", "latency", "billing", "token_verify", "coldstart")
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class Scale:
     latency_samples: int
     token_verifications: int
     coldstart_runs: int
+    sbs_seconds: float = 4.0  # per wrk run in the side-by-side row
     coldstart_files: list[str] | None = field(default=None)  # None: every api/ file
 
 
@@ -65,7 +66,7 @@ SCALES = {
         seed.SeedPlan(sessions=3_000, active=40, fans=100, creators=40, fan_balance=10**6, rate=10),
         session_requests=20, plain_runs=1, index_runs=2, cost_requests_1=12, cost_requests_32=64,
         rounds=2, latency_samples=3, token_verifications=20, coldstart_runs=1,
-        coldstart_files=["api/health.py", "api/tokens/balance.py"],
+        coldstart_files=["api/health.py", "api/tokens/balance.py"], sbs_seconds=1,
     ),
 }  # fmt: skip
 
@@ -130,7 +131,17 @@ def run_rows(
     scale: Scale, only: set[str], *, runtime_venv: bool = True, extra_env: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """Every row, in order, on one running stack."""
-    from bench import active_sessions, auth, billing, coldstart, latency, request_cost, runtime, token_verify
+    from bench import (
+        active_sessions,
+        auth,
+        billing,
+        coldstart,
+        latency,
+        request_cost,
+        runtime,
+        side_by_side,
+        token_verify,
+    )
 
     ids = prepare(scale)
     rows: dict[str, Any] = {}
@@ -159,6 +170,10 @@ def run_rows(
             attempt("request_cost", lambda: request_cost.run(
                 st, fans=plan.fans, requests_1=scale.cost_requests_1, requests_32=scale.cost_requests_32,
                 rounds=scale.rounds,
+            ))  # fmt: skip
+        if "side_by_side" in only:
+            attempt("side_by_side", lambda: side_by_side.run(
+                st, fans=plan.fans, creator=plan.creators, seconds=scale.sbs_seconds, rounds=scale.rounds // 2 or 1,
             ))  # fmt: skip
         if "latency" in only:
             attempt("realtime", lambda: latency.realtime_tips(

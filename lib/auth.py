@@ -197,11 +197,14 @@ def peek_user_uuid(request: Request) -> UUID | None:
 
 
 def current_user(request: Request, conn: DbConn) -> User:
-    """The authenticated user, created on their first request; refreshes their presence after the response."""
+    """The authenticated user, created on their first request; refreshes their presence after the response.
+
+    The rate limiter usually sends the heartbeat itself, in its own Redis round trip (lib.http); whoever finds it
+    due first sends it. A creator's place among the online creators is refreshed here, after the commit."""
     claims = claims_for(request)
     email = claims.get("email")
     user, _ = users.get_or_create(conn, claims["sub"], email if isinstance(email, str) and email else None)
-    if presence.due(user.id):
+    if presence.due(("creator", user.id) if user.is_creator else user.id):
         db.after_commit(conn, lambda: presence.touch(user.id, creator=user.is_creator))
     return user
 

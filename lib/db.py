@@ -1,4 +1,11 @@
-"""PostgreSQL: a small pool per warm instance, one transaction per request."""
+"""PostgreSQL: a small pool per warm instance, one transaction per request.
+
+A transaction costs two round trips of its own: `BEGIN; SET LOCAL statement_timeout = N` as one simple query
+(psycopg's own BEGIN and a `set_config` would be two, and the pool's hand-out check a third) and the COMMIT. The
+pool's connections are in autocommit mode so psycopg sends no BEGIN of its own; `conn.transaction()` inside a
+request is a savepoint, as before. A connection found dead by that BEGIN (the database restarted) is discarded with
+every other dead idle one, and the BEGIN is tried once on a fresh connection: nothing has run yet, so it is safe.
+"""
 
 from __future__ import annotations
 
@@ -28,17 +35,6 @@ _after_commit: weakref.WeakKeyDictionary[Conn, list[AfterCommit]] = weakref.Weak
 _pool_lock = threading.Lock()
 
 
-def _check_connection(conn: Conn) -> None:
-    """The pool's check on hand-out; one dead connection (a database restart) means drop every dead idle one now."""
-    try:
-        ConnectionPool.check_connection(conn)
-    except Exception:
-        # Otherwise the pool tries the idle connections one by one with growing waits: a 503 for seconds
-        # although the database is back.
-        get_pool().check()
-        raise
-
-
 @settings_cached
 def get_pool() -> ConnectionPool[Conn]:
     """The instance's pool: small, opened lazily, sized for concurrent requests on one warm function."""
@@ -55,8 +51,8 @@ def get_pool() -> ConnectionPool[Conn]:
             "connect_timeout": s.db_connect_timeout_s,
             "row_factory": dict_row,
             "application_name": "digis-api",
+            "autocommit": True,  # transactions are begun by `_connection`, with their timeout in the same trip
         },
-        check=_check_connection,
         open=False,
         name="digis",
     )
@@ -97,11 +93,9 @@ def run_callbacks(callbacks: list[AfterCommit]) -> None:
 def transaction(*, statement_timeout_ms: int | None = None) -> Iterator[Conn]:
     """A pooled connection in one transaction: commit on success, roll back on error."""
     callbacks: list[AfterCommit] = []
-    with _connection() as conn:
+    with _connection(statement_timeout_ms) as conn:
         try:
-            with conn.transaction():
-                _set_timeout(conn, statement_timeout_ms)
-                yield conn
+            yield conn
         finally:
             callbacks = _take_after_commit(conn)
         # Only reached when the commit succeeded.
@@ -109,10 +103,29 @@ def transaction(*, statement_timeout_ms: int | None = None) -> Iterator[Conn]:
 
 
 @contextmanager
-def _connection() -> Iterator[Conn]:
+def _connection(statement_timeout_ms: int | None) -> Iterator[Conn]:
+    """A pooled connection in one transaction (with the statement timeout): commit on success, else roll back."""
+    pool = get_pool()
     try:
-        with get_pool().connection() as conn:
+        conn = pool.getconn()
+        try:
+            _begin(conn, statement_timeout_ms)
+        except psycopg.OperationalError:
+            # A dead connection (a database restart): drop every dead idle one now, else the next requests find
+            # them one by one; then once more on a fresh connection.
+            pool.putconn(conn)
+            pool.check()
+            conn = pool.getconn()
+            _begin(conn, statement_timeout_ms)
+        try:
             yield conn
+        except BaseException:
+            _roll_back_quietly(conn)
+            raise
+        else:
+            conn.commit()
+        finally:
+            pool.putconn(conn)
     except (PoolTimeout, psycopg.OperationalError) as exc:
         log.warning("database unavailable: %s", type(exc).__name__)
         raise ServiceUnavailable(
@@ -120,10 +133,19 @@ def _connection() -> Iterator[Conn]:
         ) from exc
 
 
-def _set_timeout(conn: Conn, ms: int | None) -> None:
-    timeout = ms if ms is not None else get_settings().db_statement_timeout_ms
-    # SET LOCAL cannot take a bind parameter; set_config(..., true) is its parameterised twin.
-    conn.execute("SELECT set_config('statement_timeout', %(t)s, true)", {"t": str(timeout)})
+def _begin(conn: Conn, ms: int | None) -> None:
+    timeout = int(ms if ms is not None else get_settings().db_statement_timeout_ms)
+    # One simple query, one round trip (no bind parameters: SET LOCAL takes none; `timeout` is an int).
+    conn.execute(f"BEGIN; SET LOCAL statement_timeout = {timeout}".encode())
+
+
+def _roll_back_quietly(conn: Conn) -> None:
+    try:
+        conn.rollback()
+    except (
+        psycopg.Error
+    ) as exc:  # the original error matters, not the failed rollback (psycopg does the same)
+        log.warning("rollback failed: %s", type(exc).__name__)
 
 
 _slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
@@ -153,11 +175,9 @@ def request_transaction(
     background: BackgroundTasks, _slot: Annotated[None, Depends(_request_slot, scope="function")]
 ) -> Iterator[Conn]:
     """FastAPI dependency: the request's transaction, committed before the response is sent."""
-    with _connection() as conn:
+    with _connection(None) as conn:
         try:
-            with conn.transaction():
-                _set_timeout(conn, None)
-                yield conn
+            yield conn
         except BaseException:
             _take_after_commit(conn)
             raise
@@ -171,13 +191,20 @@ DbConn = Annotated[Conn, Depends(request_transaction, scope="function")]
 
 
 def ping(timeout_s: float = 2.0) -> bool:
-    """True when the database answers within `timeout_s`."""
-    try:
-        with get_pool().connection(timeout=timeout_s) as conn:
-            conn.execute("SELECT 1")
-        return True
-    except Exception:
-        return False
+    """True when the database answers within `timeout_s` (a dead pooled connection is dropped and tried anew)."""
+    for attempt in range(2):
+        try:
+            with get_pool().connection(timeout=timeout_s) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except PoolTimeout:
+            return False
+        except psycopg.OperationalError:
+            if attempt == 0:
+                get_pool().check()  # the database restarted: drop the dead idle connections, ask once more
+        except Exception:
+            return False
+    return False
 
 
 def fetch_one(conn: Conn, query: Any, params: dict[str, Any] | None = None) -> DictRow | None:

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lib import observability
-from lib.config import get_settings, settings_cached
+from lib.config import get_settings
 from lib.errors import PROBLEM_JSON, AppError, PayloadTooLarge, Unprocessable, problem_body
+
+# Which origins and URLs are ours, and the canonical API path: defined once in lib.urls (domains import it there).
+from lib.urls import canonical_path, is_allowed_origin
 
 RateBucket = Literal["auth", "payment", "default"]
 
@@ -44,14 +49,40 @@ EXPOSED_HEADERS = [
     "Idempotency-Replayed",
 ]
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_PARAM_SEGMENT = re.compile(r"\[([A-Za-z_][A-Za-z0-9_]*)\]")
 
 
-def create_app(*, rate_limit: RateBucket | None = "default", title: str = "Digis API") -> FastAPI:
+@dataclass(frozen=True)
+class EdgeCache:
+    """How long Vercel's CDN may serve a public GET's 2xx answer without invoking the function.
+
+    `per_viewer=False`: the answer is identical for everyone (the token never changes it), always public.
+    `per_viewer=True`: an optional signed-in viewer changes the answer (e.g. "am I following"): public only when
+    the request carries no Authorization header, else `private, no-store`; `Vary: Authorization` either way, so
+    the CDN never hands the anonymous copy to a signed-in viewer. Errors are never cached.
+    """
+
+    s_maxage: int
+    stale_while_revalidate: int
+    per_viewer: bool = False
+
+    def header_for(self, scope: Scope) -> tuple[str, str | None]:
+        """(Cache-Control, Vary or None) for this request."""
+        if self.per_viewer and _header(scope, b"authorization") is not None:
+            return "private, no-store", "Authorization"
+        public = f"public, max-age=0, s-maxage={self.s_maxage}, stale-while-revalidate={self.stale_while_revalidate}"
+        return public, "Authorization" if self.per_viewer else None
+
+
+def create_app(
+    *,
+    rate_limit: RateBucket | None = "default",
+    title: str = "Digis API",
+    edge_cache: EdgeCache | None = None,
+) -> FastAPI:
     """A function's ASGI app with the platform's behaviour; add exactly one route at its own path."""
     settings = get_settings()
     observability.setup()
-    dependencies = [Depends(_rate_limit_dependency(rate_limit))] if rate_limit else []
+    dependencies = [_rate_limit_dependency(rate_limit)] if rate_limit else []
     app = FastAPI(
         title=title,
         version=settings.app_version,
@@ -74,59 +105,8 @@ def create_app(*, rate_limit: RateBucket | None = "default", title: str = "Digis
             allow_credentials=True,
             max_age=600,
         )
-    app.add_middleware(_EnvelopeMiddleware)
+    app.add_middleware(_EnvelopeMiddleware, edge_cache=edge_cache)
     return app
-
-
-def origins_regex(origins: list[str]) -> str:
-    """ALLOWED_ORIGINS (with `*` wildcards inside a host label) as one anchored regex."""
-    parts = [re.escape(o).replace(r"\*", r"[A-Za-z0-9-]+") for o in origins]
-    return "^(?:" + "|".join(parts) + ")$"
-
-
-@settings_cached
-def _origins_pattern() -> re.Pattern[str] | None:
-    origins = get_settings().origins
-    return re.compile(origins_regex(origins), re.IGNORECASE) if origins else None
-
-
-def is_allowed_origin(origin: str) -> bool:
-    """The one "is this origin ours" check (CORS and Stripe return URLs): on ALLOWED_ORIGINS, exactly or by pattern."""
-    pattern = _origins_pattern()
-    return pattern is not None and pattern.fullmatch(origin) is not None
-
-
-def return_url_problem(url: str) -> str | None:
-    """Why Stripe may not send a user to `url` (Checkout, Connect onboarding), or None when it is on our frontends."""
-    # Backslashes, whitespace and userinfo are where URL parsers disagree about the host: refuse them outright.
-    if any(c == "\\" or c.isspace() or not c.isprintable() for c in url):
-        return "must be a plain URL"
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        return "has an invalid port"
-    if parts.scheme not in ("https", "http") or not parts.hostname or "@" in parts.netloc:
-        return "must be an http(s) URL"
-    origin = f"{parts.scheme}://{parts.hostname}"
-    if port is not None and port != {"https": 443, "http": 80}[parts.scheme]:
-        origin += f":{port}"
-    return (
-        None
-        if is_allowed_origin(origin)
-        else f"must be on one of our frontends (ALLOWED_ORIGINS), not {origin}"
-    )
-
-
-def check_return_urls(urls: dict[str, str]) -> None:
-    """422 INVALID_RETURN_URL naming every field whose URL is not on our own frontends (no open redirect)."""
-    errors = [
-        {"field": field, "message": f"{field} {why}"}
-        for field, url in urls.items()
-        if (why := return_url_problem(url))
-    ]
-    if errors:
-        raise Unprocessable("; ".join(e["message"] for e in errors), code="INVALID_RETURN_URL", errors=errors)
 
 
 class _CORSMiddleware(CORSMiddleware):
@@ -190,28 +170,46 @@ async def _http_exception_handler(request: Request, exc: StarletteHTTPException)
     return problem_response(exc.status_code, body, dict(exc.headers or {}))
 
 
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
 def _rate_limit_dependency(bucket: RateBucket) -> Any:
-    def enforce_rate_limit(request: Request) -> None:
+    def check(request: Request) -> dict[str, str]:
         # Imported here so functions without limits never pay for them.
-        from lib.auth import peek_user_id
+        from lib import presence
+        from lib.auth import peek_user_uuid
         from lib.ratelimit import enforce
 
-        headers = enforce(request, bucket, peek_user_id(request))
-        extra = request.scope.setdefault("state", {}).setdefault("response_headers", {})
-        extra.update(headers)
+        user_id = peek_user_uuid(request)
+        # The presence heartbeat rides along in the limiter's round trip rather than costing its own.
+        also = [presence.heartbeat_command(user_id)] if user_id and presence.due(user_id) else None
+        return enforce(request, bucket, str(user_id) if user_id else None, also)
 
-    return enforce_rate_limit
+    async def enforce_rate_limit(request: Request) -> AsyncIterator[None]:
+        """Count the request before a write runs; for a read, count it while the read runs (its Redis round trip
+        overlaps the database's) and answer 429 instead of the read's answer when the limit refuses it."""
+        if request.method not in _SAFE_METHODS:
+            _add_response_headers(request, await run_in_threadpool(check, request))
+            yield
+            return
+        verdict = asyncio.ensure_future(run_in_threadpool(check, request))
+        try:
+            yield
+        except BaseException:
+            if not verdict.done():
+                await asyncio.wait([verdict])
+            refused = None if verdict.cancelled() else verdict.exception()
+            if isinstance(refused, AppError):
+                raise refused from None  # refused: the 429 wins, as when the limit ran first
+            raise
+        _add_response_headers(request, await verdict)
+
+    return Depends(enforce_rate_limit, scope="function")
 
 
-def canonical_path(path: str, query: bytes) -> str:
-    """Map `/api/v1/...` and Vercel's `/api/x/[id]/y?id=...` destination form onto `/api/x/<id>/y`."""
-    if path == "/api/v1" or path.startswith("/api/v1/"):
-        path = "/api" + path[len("/api/v1") :]
-    if "[" in path or "%5B" in path.upper():
-        decoded = unquote(path)
-        params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
-        path = _PARAM_SEGMENT.sub(lambda m: params.get(m.group(1), m.group(0)), decoded)
-    return path
+def _add_response_headers(request: Request, headers: dict[str, str]) -> None:
+    extra = request.scope.setdefault("state", {}).setdefault("response_headers", {})
+    extra.update(headers)
 
 
 class _PathAndBodyMiddleware:
@@ -306,8 +304,9 @@ def envelope_headers(headers: Iterable[Sequence[bytes]], request_id: str) -> lis
 class _EnvelopeMiddleware:
     """Request id, security headers, one JSON log line, and a problem 500 for anything unexpected."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, edge_cache: EdgeCache | None = None) -> None:
         self.app = app
+        self.edge_cache = edge_cache
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -329,6 +328,8 @@ class _EnvelopeMiddleware:
                 for name, value in state.get("response_headers", {}).items():
                     if name.lower().encode() not in names:
                         headers.append((name.encode("latin-1"), str(value).encode("latin-1")))
+                if self.edge_cache is not None and scope.get("method") in ("GET", "HEAD"):
+                    headers = _with_cache_headers(headers, self.edge_cache, scope, message["status"])
                 message = dict(message, headers=headers)
             await send(message)
 
@@ -353,6 +354,25 @@ class _EnvelopeMiddleware:
                 await response(scope, receive, send_with_headers)
         finally:
             _log_request(scope, state, status_holder["status"], started)
+
+
+def _with_cache_headers(
+    headers: list[tuple[bytes, bytes]], edge_cache: EdgeCache, scope: Scope, status: int
+) -> list[tuple[bytes, bytes]]:
+    cache_control, vary = edge_cache.header_for(scope)
+    if not 200 <= status < 300:
+        cache_control = "private, no-store"  # an error (a 429, a 503) must never be served from the edge
+    out = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+    out.append((b"cache-control", cache_control.encode()))
+    if vary:
+        kept = []
+        for k, v in out:
+            if k.lower() == b"vary":
+                vary = f"{v.decode('latin-1')}, {vary}"
+            else:
+                kept.append((k, v))
+        out = [*kept, (b"vary", vary.encode("latin-1"))]
+    return out
 
 
 def _log_request(scope: Scope, state: dict[str, Any], status: int, started: float) -> None:

@@ -17,7 +17,7 @@ from qstash.message import PublishResponse
 from lib import db
 from lib.config import get_settings, settings_cached
 from lib.errors import BadRequest, Unauthorized
-from lib.http import canonical_path
+from lib.urls import canonical_path
 
 log = logging.getLogger("digis.jobs")
 

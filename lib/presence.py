@@ -20,13 +20,11 @@ log = logging.getLogger("digis.presence")
 
 ONLINE_TTL_S = 120
 TOUCH_EVERY_S = 30  # one instance refreshes a user's heartbeat at most this often
-_BREAKER_S = 15.0  # after a Redis failure, skip Redis for this long (each failure costs up to the timeout)
 _MAX_ONLINE_IDS = 5000
 _MAX_LOCAL = 10_000
 
 _lock = threading.Lock()
-_last_touch: dict[UUID, float] = {}
-_down_until = 0.0
+_last_touch: dict[object, float] = {}
 
 
 def _user_key(user_id: UUID | str) -> str:
@@ -38,17 +36,17 @@ def _creators_key() -> str:
 
 
 def _available() -> bool:
-    return time.monotonic() >= _down_until
+    return redis.breaker.allow()
 
 
 def _failed(exc: Exception) -> None:
-    global _down_until
-    _down_until = time.monotonic() + _BREAKER_S
+    redis.breaker.failed(exc, "presence")
     log.warning("presence: redis unavailable (%s); treating everyone as offline", type(exc).__name__)
 
 
-def due(user_id: UUID) -> bool:
-    """Whether this instance should refresh the user's heartbeat now (cheap, in-process)."""
+def due(user_id: UUID | tuple[str, UUID]) -> bool:
+    """Whether this instance should refresh the user's heartbeat now (cheap, in-process; a caller that gets True
+    owns this refresh). A creator's place in the online-creators set is due apart: `due(("creator", id))`."""
     now = time.monotonic()
     with _lock:
         last = _last_touch.get(user_id)
@@ -66,17 +64,25 @@ def touch(user_id: UUID, *, creator: bool) -> bool:
         return False
     now = time.time()
     try:
-        pipe = redis.get_redis().pipeline()
-        pipe.set(_user_key(user_id), "1", ex=ONLINE_TTL_S)
+        commands: list[list[object]] = [heartbeat_command(user_id)]
         if creator:
-            pipe.zadd(_creators_key(), {str(user_id): now})
-            pipe.zremrangebyscore(_creators_key(), "-inf", now - ONLINE_TTL_S)
-            pipe.expire(_creators_key(), ONLINE_TTL_S * 10)
-        pipe.exec()
+            commands += [
+                ["ZADD", _creators_key(), now, str(user_id)],
+                ["ZREMRANGEBYSCORE", _creators_key(), "-inf", now - ONLINE_TTL_S],
+                ["EXPIRE", _creators_key(), ONLINE_TTL_S * 10],
+            ]
+        redis.pipeline(commands)
     except redis.REDIS_ERRORS as exc:
         _failed(exc)
         return False
+    redis.breaker.record(True)
     return True
+
+
+def heartbeat_command(user_id: UUID) -> list[object]:
+    """The user's heartbeat as one idempotent Redis command, for a caller batching it into its own round trip
+    (the rate limiter's, so that a request does not pay a second Upstash call for presence)."""
+    return ["SET", _user_key(user_id), "1", "EX", ONLINE_TTL_S]
 
 
 def heartbeat(user_id: UUID, *, creator: bool) -> dict[str, Any]:
@@ -94,6 +100,7 @@ def online_among(user_ids: Iterable[UUID]) -> set[UUID]:
     except redis.REDIS_ERRORS as exc:
         _failed(exc)
         return set()
+    redis.breaker.record(True)
     return {u for u, v in zip(ids, values, strict=False) if v is not None}
 
 
@@ -114,6 +121,7 @@ def online_creator_ids() -> list[UUID] | None:
     except redis.REDIS_ERRORS as exc:
         _failed(exc)
         return None
+    redis.breaker.record(True)
     found = []
     for member in members:
         try:
@@ -124,8 +132,7 @@ def online_creator_ids() -> list[UUID] | None:
 
 
 def reset_local() -> None:
-    """Forget in-process throttling and the breaker (tests)."""
-    global _down_until
+    """Forget in-process throttling and close the Redis breaker (tests)."""
     with _lock:
         _last_touch.clear()
-    _down_until = 0.0
+    redis.breaker.reset()

@@ -7,10 +7,13 @@ payment routes, 300 for everything else; it passes only if both counts allow it,
 (then the first `x-vercel-forwarded-for`, then the socket peer); `X-Forwarded-For` is never read, because any
 client can set it, and IPv6 addresses count per /64, the block one subscriber usually holds. If Redis fails or
 answers slower than `REDIS_TIMEOUT_S`, the instance logs one warning, reports it to Sentry, stops asking Redis
-for 15 seconds at a time and enforces the same limits with in-process counters. Limits then hold per instance
-instead of globally (looser by the number of warm instances, never off) and no request waits on a dead Redis:
-failing open would hand out an unlimited login endpoint exactly when Redis is overwhelmed, and failing closed
-would turn a Redis outage into an API outage.
+while the instance's one Redis breaker (`lib.redis.breaker`, 15 s at a time) is open and enforces the same
+limits with in-process counters. Limits then hold per instance instead of globally (looser by the number of
+warm instances, never off) and no request waits on a dead Redis: failing open would hand out an unlimited login
+endpoint exactly when Redis is overwhelmed, and failing closed would turn a Redis outage into an API outage.
+
+A read (GET/HEAD) is counted while it runs: its Redis round trip overlaps the database's, and a refused read
+answers 429 instead of its result (lib.http). A write is counted before it runs.
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ log = logging.getLogger(__name__)
 Bucket = Literal["auth", "payment", "default"]
 LIMITS: dict[Bucket, int] = {"auth": 20, "payment": 10, "default": 300}
 WINDOW_S = 60
-REDIS_RETRY_AFTER_S = 15.0  # while Redis is failing, how long an instance counts locally before asking again
 _MAX_LOCAL_IDENTIFIERS = 100_000  # bounds the fallback's memory under a flood of distinct clients
 
 
@@ -76,35 +78,49 @@ class _Limiter:
     prefix: str
     windows: dict[Bucket, SlidingWindow]
     local: _LocalWindows = field(default_factory=lambda: _LocalWindows(WINDOW_S))
-    redis_retry_at: float = 0.0  # time.monotonic() before which Redis is not asked
     degraded: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def check(self, bucket: Bucket, identifiers: list[str]) -> list[Response]:
-        """One response per identifier: from Redis when it answers, else from the local counters."""
-        if time.monotonic() >= self.redis_retry_at:
+    def check(
+        self, bucket: Bucket, identifiers: list[str], also: list[list[object]] | None = None
+    ) -> list[Response]:
+        """One response per identifier: from Redis when it answers, else from the local counters.
+
+        `also`: idempotent Redis commands to send in the same round trip (a presence heartbeat); their
+        answers are ignored and they are dropped while Redis is down."""
+        if redis.breaker.allow():
             try:
-                responses = self._check_redis(bucket, identifiers)
+                responses = self._check_redis(bucket, identifiers, also or [])
             # Any failure, even an unexpected one: limit locally rather than fail the request or stop limiting.
             except Exception as exc:
+                redis.breaker.failed(exc, "rate limits")
                 self._fall_back(exc)
             else:
+                redis.breaker.record(True)
                 if self.degraded:
                     self._recovered()
                 return responses
+        elif not self.degraded:
+            self._fall_back(RuntimeError("the Redis breaker is open"))
         limit = LIMITS[bucket]
         return [self.local.hit(f"{bucket}:{i}", limit) for i in identifiers]
 
-    def _check_redis(self, bucket: Bucket, identifiers: list[str]) -> list[Response]:
+    def _check_redis(
+        self, bucket: Bucket, identifiers: list[str], also: list[list[object]]
+    ) -> list[Response]:
         # Ratelimit.limit() costs one HTTP round trip per identifier; driving SlidingWindow's own command
-        # generator (upstash-ratelimit 1.2.0, pinned) sends every identifier's script in one pipeline instead.
+        # generator (upstash-ratelimit 1.2.0, pinned) sends every identifier's script in one pipeline instead,
+        # over lib.redis's lean REST client.
         window = self.windows[bucket]
         steps = [window._limit(f"{self.prefix}:{bucket}:{i}") for i in identifiers]
-        pipe = redis.get_redis().pipeline()
+        commands: list[list[object]] = []
         for step in steps:
-            command, args = next(step)
-            getattr(pipe, command)(*args)
-        return [step.send(result) for step, result in zip(steps, pipe.exec(), strict=True)]
+            command, (script, keys, args) = next(step)
+            if command != "eval":
+                raise RuntimeError(f"unexpected rate-limit command {command!r}")
+            commands.append(["EVAL", script, len(keys), *keys, *args])
+        results = redis.pipeline(commands + also)[: len(steps)]
+        return [step.send(result) for step, result in zip(steps, results, strict=True)]
 
     def _recovered(self) -> None:
         with self._lock:
@@ -114,7 +130,6 @@ class _Limiter:
 
     def _fall_back(self, exc: Exception) -> None:
         with self._lock:
-            self.redis_retry_at = time.monotonic() + REDIS_RETRY_AFTER_S
             first, self.degraded = not self.degraded, True
         if not first:
             return
@@ -157,12 +172,16 @@ def client_ip(request: Request) -> str:
     return str(address)
 
 
-def enforce(request: Request, bucket: Bucket, user_id: str | None) -> dict[str, str]:
-    """Count this request; the RateLimit-* headers when it may pass, else raise RateLimited (429)."""
+def enforce(
+    request: Request, bucket: Bucket, user_id: str | None, also: list[list[object]] | None = None
+) -> dict[str, str]:
+    """Count this request; the RateLimit-* headers when it may pass, else raise RateLimited (429).
+
+    `also`: idempotent commands to ride along in the limiter's Redis round trip (see `_Limiter.check`)."""
     identifiers = [f"ip:{client_ip(request)}"]
     if user_id:
         identifiers.append(f"user:{user_id}")
-    responses = _limiter().check(bucket, identifiers)
+    responses = _limiter().check(bucket, identifiers, also)
     now = time.time()
     tightest = min(responses, key=lambda r: (r.allowed, r.remaining))
     headers = {

@@ -502,6 +502,12 @@ def publish_many(conn: db.Conn, events: Sequence[tuple[str, str, Mapping[str, An
     _remember(conn, rows[0]["xid"], sorted(r["id"] for r in rows))
 
 
+def publish_balance(conn: db.Conn, user_id: UUID | str, *, balance: int, delta: int, reason: str) -> None:
+    """Queue `balance:update` for the user; whoever calls a ledger write emits it (the ledger never publishes)."""
+    payload = balance_update(balance=balance, delta=delta, reason=reason)
+    publish(conn, user_channel(user_id), Event.BALANCE_UPDATE, payload)
+
+
 def _remember(conn: db.Conn, xid: str, ids: list[int]) -> None:
     # One after-commit flush per transaction: the xid tells a new transaction on a pooled connection from the
     # one a rolled-back batch belonged to.

@@ -9,8 +9,6 @@ partial index on live calls), and the cleanup cron rebuilds the set from the dat
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Literal
@@ -22,10 +20,7 @@ from lib import db, redis
 
 log = logging.getLogger("digis.stats")
 
-_BREAKER_S = 15.0  # after a Redis failure, answer from the database for this long without asking Redis
 _CHUNK = 1000  # members per SADD/SREM command
-_state = {"down_until": 0.0}
-_lock = threading.Lock()
 
 
 class ActiveSessions(BaseModel):
@@ -41,12 +36,11 @@ def _key() -> str:
 
 
 def _available() -> bool:
-    return time.monotonic() >= _state["down_until"]
+    return redis.breaker.allow()
 
 
 def _failed(exc: Exception) -> None:
-    with _lock:
-        _state["down_until"] = time.monotonic() + _BREAKER_S
+    redis.breaker.failed(exc, "active sessions")
     log.warning("active sessions: redis unavailable (%s); using the database", type(exc).__name__)
 
 
@@ -65,6 +59,8 @@ def _update_set(command: Literal["sadd", "srem"], call_ids: Iterable[UUID]) -> N
             getattr(client, command)(_key(), *chunk)
     except redis.REDIS_ERRORS as exc:
         _failed(exc)
+        return
+    redis.breaker.record(True)
 
 
 def mark_connected(call_ids: Iterable[UUID]) -> None:
@@ -100,9 +96,12 @@ def active_sessions() -> ActiveSessions:
     now = datetime.now(UTC)
     if _available():
         try:
-            return ActiveSessions(count=int(redis.get_redis().scard(_key())), asOf=now, source="redis")
+            count = int(redis.pipeline([["SCARD", _key()]])[0])
         except redis.REDIS_ERRORS as exc:
             _failed(exc)
+        else:
+            redis.breaker.record(True)
+            return ActiveSessions(count=count, asOf=now, source="redis")
     with db.transaction() as conn:
         return ActiveSessions(count=count_in_database(conn), asOf=now, source="database")
 
@@ -123,12 +122,10 @@ def reconcile_active_sessions(conn: db.Conn) -> int | None:
     except redis.REDIS_ERRORS as exc:
         _failed(exc)
         return None
-    with _lock:
-        _state["down_until"] = 0.0
+    redis.breaker.record(True)
     return len(ids)
 
 
 def reset_local() -> None:
-    """Forget the breaker (tests)."""
-    with _lock:
-        _state["down_until"] = 0.0
+    """Close the Redis breaker (tests)."""
+    redis.breaker.reset()

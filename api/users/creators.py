@@ -7,9 +7,10 @@ from fastapi import Query, Request
 
 from lib import auth, creators
 from lib.db import DbConn
-from lib.http import create_app
+from lib.http import EdgeCache, create_app
 
-app = create_app()
+# Public to anonymous visitors; a signed-in viewer's answer (following, ...) is private.
+app = create_app(edge_cache=EdgeCache(s_maxage=10, stale_while_revalidate=30, per_viewer=True))
 
 
 @app.get("/api/users/creators")

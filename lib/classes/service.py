@@ -18,7 +18,7 @@ from uuid import UUID
 
 from psycopg.rows import DictRow
 
-from lib import ledger, streams
+from lib import ledger, realtime, streams
 from lib.classes import queries
 from lib.classes.models import (
     Attendance,
@@ -264,8 +264,16 @@ def mark_attendance(conn: Conn, fan: User, class_id: UUID, now: datetime) -> Att
         )
         if moved is not None:
             entry_id = moved.id
-            ledger.notify_balance(conn, fan.id, moved.from_balance, -moved.amount, "class_sent")
-            ledger.notify_balance(conn, moved.to_user, moved.to_balance, moved.creator_cut, "class_received")
+            realtime.publish_balance(
+                conn, fan.id, balance=moved.from_balance, delta=-moved.amount, reason="class_sent"
+            )
+            realtime.publish_balance(
+                conn,
+                moved.to_user,
+                balance=moved.to_balance,
+                delta=moved.creator_cut,
+                reason="class_received",
+            )
     conn.execute(
         """UPDATE class_enrollments SET paid_tokens = %(p)s, paid_at = %(at)s, attended_at = %(at)s,
                   ledger_entry_id = %(e)s

@@ -24,7 +24,6 @@ Rules every function keeps:
   `reconcile` also checks payouts against their ledger rows and purchase lots against balances.
 """
 
-from lib.ledger.batch import transfer_many
 from lib.ledger.models import (
     DEBT_REPAYMENT,
     OUTSIDE_KINDS,
@@ -46,7 +45,6 @@ from lib.ledger.postings import (
     ensure_platform_account,
     lock_users,
     split_fee,
-    transfer,
 )
 from lib.ledger.reads import (
     BalanceOut,
@@ -55,10 +53,10 @@ from lib.ledger.reads import (
     balance,
     balance_summary,
     debt,
-    notify_balance,
     transactions,
 )
 from lib.ledger.reconcile import reconcile
+from lib.ledger.transfers import transfer, transfer_many
 
 __all__ = [
     "DEBT_REPAYMENT",
@@ -84,7 +82,6 @@ __all__ = [
     "debt",
     "ensure_platform_account",
     "lock_users",
-    "notify_balance",
     "reconcile",
     "split_fee",
     "transactions",

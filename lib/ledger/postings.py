@@ -1,4 +1,4 @@
-"""One-off ledger writes: transfer, credit, debit (and the locking, fee and debt rules they share)."""
+"""One-sided ledger writes: credit, debit (and the locking, fee, key and debt rules they share with transfers)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from fractions import Fraction
 from typing import Any
 from uuid import UUID
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from lib.config import get_settings
 from lib.db import Conn
 from lib.errors import PaymentRequired
-from lib.ledger.models import PLATFORM_USER_ID, PLATFORM_USERNAME, Entry, Transfer, UserId
+from lib.ledger.models import PLATFORM_USER_ID, PLATFORM_USERNAME, Entry, UserId
 
 # --- fees -----------------------------------------------------------------------------------------------------
 
@@ -36,123 +37,6 @@ def fee_ratio(percent: Decimal | None = None) -> tuple[int, int]:
 # --- writes ---------------------------------------------------------------------------------------------------
 
 
-def transfer(
-    conn: Conn,
-    *,
-    from_user: UserId,
-    to_user: UserId,
-    amount: int,
-    kind: str,
-    reference_type: str,
-    reference_id: str,
-    idempotency_key: str,
-    metadata: Mapping[str, Any] | None = None,
-) -> Transfer | None:
-    """Move `amount` from payer to payee (less the platform fee); None if the key was used; 402 when short."""
-    _check_amount(amount)
-    payer, payee = as_uuid(from_user), as_uuid(to_user)
-    if payer == payee or PLATFORM_USER_ID in (payer, payee):
-        raise ValueError("a transfer needs two distinct non-platform users")
-    cut, fee = split_fee(amount)
-    _lock(conn, [payer, payee], platform=fee > 0)
-    entry_id = uuid.uuid4()
-    row = conn.execute(
-        """
-        WITH used AS (
-            SELECT 1 FROM token_transactions WHERE idempotency_key = %(key)s
-            UNION ALL SELECT 1 FROM token_debts WHERE idempotency_key = %(key)s
-        ), debit AS (
-            UPDATE users SET token_balance = token_balance - %(amount)s
-            WHERE id = %(payer)s AND token_balance >= %(amount)s AND NOT EXISTS (SELECT 1 FROM used)
-            RETURNING token_balance
-        ), credit AS (
-            UPDATE users SET token_balance = token_balance + %(cut)s
-            WHERE id = %(payee)s AND EXISTS (SELECT 1 FROM debit)
-            RETURNING token_balance, token_debt
-        ), fee AS (
-            UPDATE users SET token_balance = token_balance + %(fee)s
-            WHERE id = %(platform)s AND %(fee)s > 0 AND EXISTS (SELECT 1 FROM debit)
-            RETURNING token_balance
-        ), legs AS (
-            SELECT %(payer)s::uuid AS user_id, %(payee)s::uuid AS counterparty_id, %(kind)s::text AS type,
-                   -%(amount)s::bigint AS amount, debit.token_balance AS balance_after, %(key)s::text AS ikey
-            FROM debit
-            UNION ALL
-            SELECT %(payee)s::uuid, %(payer)s::uuid, %(kind)s::text, %(cut)s::bigint, credit.token_balance,
-                   %(key)s::text || ':to'
-            FROM credit WHERE %(cut)s > 0
-            UNION ALL
-            SELECT %(platform)s::uuid, %(payer)s::uuid, 'platform_fee', %(fee)s::bigint, fee.token_balance,
-                   %(key)s::text || ':fee'
-            FROM fee
-        ), ins AS (
-            INSERT INTO token_transactions (entry_id, user_id, type, amount, balance_after, counterparty_id,
-                                            reference_type, reference_id, idempotency_key, metadata)
-            SELECT %(entry)s, user_id, type, amount, balance_after, counterparty_id, %(rtype)s, %(rid)s, ikey,
-                   %(meta)s
-            FROM legs
-            RETURNING 1
-        ), lots AS (
-            -- Provenance: the payer's purchase lots pay for the transfer oldest first (see lib/payments/clawbacks).
-            SELECT payment_id, remaining, sum(remaining) OVER (ORDER BY seq) - remaining AS before
-            FROM purchase_lots
-            WHERE user_id = %(payer)s AND remaining > 0 AND EXISTS (SELECT 1 FROM debit)
-        ), spent AS (
-            SELECT payment_id, least(remaining, %(amount)s - before) AS tokens FROM lots WHERE before < %(amount)s
-        ), lot_use AS (
-            UPDATE purchase_lots l SET remaining = l.remaining - spent.tokens
-            FROM spent WHERE l.payment_id = spent.payment_id
-        ), sources AS (
-            INSERT INTO earning_sources (entry_id, payment_id, payee_id, tokens, gross, fee)
-            SELECT %(entry)s, payment_id, %(payee)s, tokens, %(amount)s, %(fee)s FROM spent
-        )
-        SELECT EXISTS (SELECT 1 FROM used) AS used,
-               (SELECT token_balance FROM debit) AS from_balance,
-               (SELECT token_balance FROM credit) AS to_balance,
-               (SELECT token_debt FROM credit) AS to_debt,
-               (SELECT count(*) FROM fee) AS fee_rows,
-               (SELECT count(*) FROM ins) AS postings,
-               (SELECT token_balance FROM users WHERE id = %(payer)s) AS current_balance
-        """,
-        {
-            "key": idempotency_key,
-            "amount": amount,
-            "cut": cut,
-            "fee": fee,
-            "payer": payer,
-            "payee": payee,
-            "platform": PLATFORM_USER_ID,
-            "kind": kind,
-            "entry": entry_id,
-            "rtype": reference_type,
-            "rid": reference_id,
-            "meta": Jsonb(_meta(metadata, creator_cut=cut, platform_fee=fee)),
-        },
-    ).fetchone()
-    assert row is not None
-    if row["used"]:
-        return None
-    if row["from_balance"] is None:
-        raise _insufficient(int(row["current_balance"]), amount)
-    if fee > 0 and row["fee_rows"] != 1:
-        raise RuntimeError("platform account missing: the fee had nowhere to go")
-    to_balance = int(row["to_balance"])
-    if row["to_debt"] and to_balance > 0:
-        to_balance = _settle_debts(conn, [payee], reference_id=str(entry_id)).get(payee, to_balance)
-    return Transfer(
-        id=entry_id,
-        from_user=payer,
-        to_user=payee,
-        amount=amount,
-        creator_cut=cut,
-        platform_fee=fee,
-        from_balance=int(row["from_balance"]),
-        to_balance=to_balance,
-        kind=kind,
-        idempotency_key=idempotency_key,
-    )
-
-
 def credit(
     conn: Conn,
     *,
@@ -170,13 +54,10 @@ def credit(
     _lock(conn, [user])
     entry_id = uuid.uuid4()
     row = conn.execute(
-        """
-        WITH used AS (
-            SELECT 1 FROM token_transactions WHERE idempotency_key = %(key)s
-            UNION ALL SELECT 1 FROM token_debts WHERE idempotency_key = %(key)s
-        ), upd AS (
+        sql.SQL("""
+        WITH used AS (SELECT {used} AS used), upd AS (
             UPDATE users SET token_balance = token_balance + %(amount)s
-            WHERE id = %(user)s AND NOT EXISTS (SELECT 1 FROM used)
+            WHERE id = %(user)s AND NOT (SELECT used FROM used)
             RETURNING token_balance, token_debt
         ), ins AS (
             INSERT INTO token_transactions (entry_id, user_id, type, amount, balance_after, reference_type,
@@ -186,7 +67,7 @@ def credit(
             FROM upd
         )
         SELECT (SELECT token_balance FROM upd) AS balance, (SELECT token_debt FROM upd) AS debt
-        """,
+        """).format(used=key_used(sql.Placeholder("key"))),
         {
             "key": idempotency_key,
             "amount": amount,
@@ -205,7 +86,7 @@ def credit(
     repaid = 0
     if debt_after > 0:
         repaid = min(balance_after, debt_after)
-        _settle_debts(conn, [user], reference_id=str(entry_id))
+        settle_debts(conn, {user: str(entry_id)})
     return Entry(
         id=entry_id,
         user_id=user,
@@ -247,13 +128,10 @@ def debit(
     }
     if not allow_debt:
         row = conn.execute(
-            """
-            WITH used AS (
-                SELECT 1 FROM token_transactions WHERE idempotency_key = %(key)s
-                UNION ALL SELECT 1 FROM token_debts WHERE idempotency_key = %(key)s
-            ), upd AS (
+            sql.SQL("""
+            WITH used AS (SELECT {used} AS used), upd AS (
                 UPDATE users SET token_balance = token_balance - %(amount)s
-                WHERE id = %(user)s AND token_balance >= %(amount)s AND NOT EXISTS (SELECT 1 FROM used)
+                WHERE id = %(user)s AND token_balance >= %(amount)s AND NOT (SELECT used FROM used)
                 RETURNING token_balance, token_debt
             ), ins AS (
                 INSERT INTO token_transactions (entry_id, user_id, type, amount, balance_after, reference_type,
@@ -262,10 +140,10 @@ def debit(
                        %(rid)s, %(key)s, %(meta)s
                 FROM upd
             )
-            SELECT EXISTS (SELECT 1 FROM used) AS used,
+            SELECT (SELECT used FROM used) AS used,
                    (SELECT token_balance FROM upd) AS balance, (SELECT token_debt FROM upd) AS debt,
                    (SELECT token_balance FROM users WHERE id = %(user)s) AS current_balance
-            """,
+            """).format(used=key_used(sql.Placeholder("key"))),
             params,
         ).fetchone()
         assert row is not None
@@ -278,17 +156,14 @@ def debit(
 
     # Clawback: the balance part and the debt part of one conditional statement, each with its own posting.
     row = conn.execute(
-        """
-        WITH used AS (
-            SELECT 1 FROM token_transactions WHERE idempotency_key = %(key)s
-            UNION ALL SELECT 1 FROM token_debts WHERE idempotency_key = %(key)s
-        ), cur AS (
+        sql.SQL("""
+        WITH used AS (SELECT {used} AS used), cur AS (
             SELECT token_balance AS bal, token_debt AS debt FROM users WHERE id = %(user)s
         ), upd AS (
             UPDATE users
                SET token_balance = token_balance - least(token_balance, %(amount)s),
                    token_debt = token_debt + (%(amount)s - least(token_balance, %(amount)s))
-             WHERE id = %(user)s AND NOT EXISTS (SELECT 1 FROM used)
+             WHERE id = %(user)s AND NOT (SELECT used FROM used)
             RETURNING token_balance, token_debt
         ), tx AS (
             INSERT INTO token_transactions (entry_id, user_id, type, amount, balance_after, reference_type,
@@ -303,10 +178,10 @@ def debit(
                    %(key)s || ':debt', %(meta)s
             FROM upd, cur WHERE upd.token_debt <> cur.debt
         )
-        SELECT EXISTS (SELECT 1 FROM used) AS used, cur.bal, cur.debt,
+        SELECT (SELECT used FROM used) AS used, cur.bal, cur.debt,
                (SELECT token_balance FROM upd) AS balance, (SELECT token_debt FROM upd) AS new_debt
         FROM cur
-        """,
+        """).format(used=key_used(sql.Placeholder("key"))),
         params,
     ).fetchone()
     assert row is not None
@@ -328,6 +203,16 @@ def debit(
 
 
 # --- internals ------------------------------------------------------------------------------------------------
+
+
+def key_used(key: sql.Composable) -> sql.Composed:
+    """SQL that is true when the idempotency key `key` (a placeholder or column) was used in either ledger."""
+    # The one rule: a key is spent by a posting in token_transactions or token_debts (a transfer's payee and fee
+    # legs add ':to' and ':fee', a clawback's debt part ':debt', so only the caller's own key is checked).
+    return sql.SQL(
+        "(EXISTS (SELECT 1 FROM token_transactions WHERE idempotency_key = {key})"
+        " OR EXISTS (SELECT 1 FROM token_debts WHERE idempotency_key = {key}))"
+    ).format(key=key)
 
 
 def _check_amount(amount: int) -> None:
@@ -412,27 +297,31 @@ def lock_users(conn: Conn, user_ids: Iterable[UserId], *, platform: bool = False
     _lock(conn, [as_uuid(u) for u in user_ids], platform=platform)
 
 
-def _settle_debts(conn: Conn, user_ids: Sequence[UUID], *, reference_id: str | None) -> dict[UUID, int]:
-    """Pay each user's debt from their balance as far as it goes; returns {user: balance after}."""
+def settle_debts(conn: Conn, references: Mapping[UUID, str | None]) -> dict[UUID, int]:
+    """Pay each user's debt from their balance as far as it goes, each repayment referencing the entry that paid it.
+
+    `references` maps a user to the ledger entry id that brought the tokens; returns {user: balance after}.
+    """
     rows = conn.execute(
         """
         WITH due AS (
-            SELECT id, least(token_balance, token_debt) AS pay, gen_random_uuid() AS entry_id FROM users
-            WHERE id = ANY(%(ids)s) AND token_debt > 0 AND token_balance > 0
+            SELECT u.id, least(u.token_balance, u.token_debt) AS pay, gen_random_uuid() AS entry_id, w.ref
+            FROM users u JOIN unnest(%(ids)s::uuid[], %(refs)s::text[]) AS w(id, ref) ON w.id = u.id
+            WHERE u.token_debt > 0 AND u.token_balance > 0
         ), upd AS (
             UPDATE users u SET token_balance = u.token_balance - due.pay, token_debt = u.token_debt - due.pay
             FROM due WHERE u.id = due.id
-            RETURNING u.id, due.pay, due.entry_id, u.token_balance, u.token_debt
+            RETURNING u.id, due.pay, due.entry_id, due.ref, u.token_balance, u.token_debt
         ), tx AS (
             INSERT INTO token_transactions (entry_id, user_id, type, amount, balance_after, reference_type,
                                             reference_id)
-            SELECT entry_id, id, 'debt_repayment', -pay, token_balance, 'ledger_entry', %(ref)s FROM upd
+            SELECT entry_id, id, 'debt_repayment', -pay, token_balance, 'ledger_entry', ref FROM upd
         ), dt AS (
             INSERT INTO token_debts (entry_id, user_id, type, amount, debt_after, reference_type, reference_id)
-            SELECT entry_id, id, 'debt_repayment', -pay, token_debt, 'ledger_entry', %(ref)s FROM upd
+            SELECT entry_id, id, 'debt_repayment', -pay, token_debt, 'ledger_entry', ref FROM upd
         )
         SELECT id, token_balance FROM upd
         """,
-        {"ids": list(user_ids), "ref": reference_id},
+        {"ids": list(references), "refs": list(references.values())},
     ).fetchall()
     return {r["id"]: int(r["token_balance"]) for r in rows}

@@ -1,4 +1,4 @@
-"""Ledger reads for the token routes, and the balance:update notification."""
+"""Ledger reads for the token routes (balance:update is published by whoever wrote the change: lib/realtime)."""
 
 from __future__ import annotations
 
@@ -25,18 +25,6 @@ def debt(conn: Conn, user_id: UserId) -> int:
     """Tokens the user owes from refunds and disputes of tokens already spent."""
     row = conn.execute("SELECT token_debt FROM users WHERE id = %(id)s", {"id": user_id}).fetchone()
     return int(row["token_debt"]) if row else 0
-
-
-def notify_balance(conn: Conn, user_id: UserId, balance_after: int, delta: int, reason: str) -> None:
-    """Queue `balance:update` for the user (sent only after the commit)."""
-    from lib import realtime  # imported here: the ledger's own callers (billing sweeps) may never publish
-
-    realtime.publish(
-        conn,
-        realtime.user_channel(user_id),
-        realtime.Event.BALANCE_UPDATE,
-        realtime.balance_update(balance=balance_after, delta=delta, reason=reason),
-    )
 
 
 class BalanceOut(BaseModel):

@@ -5,7 +5,7 @@
   the ledger (credit once per intent; refunds and disputes claw back, won disputes reinstate).
 - `clawbacks`: what a refund or dispute takes back and from whom (the buyer's unspent tokens, then the creator
   earnings the purchase paid for, newest first, then the buyer's debt); a won dispute gives it back.
-- `webhooks`: signature check, event-id dedupe, and the dispatch table by event type (Connect events go there too).
+- `webhooks`: the handlers of Stripe's payment events (lib/stripe_webhooks verifies, dedupes and dispatches).
 - `stripe_api`: the only module that imports the Stripe SDK.
 - `wallet`: GET /wallet (the balance under the wallet pages' names).
 """

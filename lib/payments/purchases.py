@@ -36,12 +36,12 @@ from pydantic import (
     model_validator,
 )
 
-from lib import ledger, observability, users
+from lib import ledger, observability, realtime, users
 from lib.db import Conn
 from lib.errors import NotFound, Unprocessable
-from lib.http import check_return_urls
 from lib.payments import clawbacks, stripe_api
 from lib.payments.packages import check_price, package_for
+from lib.urls import check_return_urls
 from lib.users import User
 
 log = logging.getLogger("digis.payments")
@@ -431,12 +431,17 @@ def sync_payment(
 def _announce(conn: Conn, purchase: clawbacks.Purchase, moved: clawbacks.Moved, kind: str) -> None:
     """balance:update for everyone the change touched; Sentry hears of every new debt."""
     if moved.fan is not None:
-        ledger.notify_balance(conn, purchase.user_id, moved.fan.balance_after, moved.fan.balance_change, kind)
+        fan = moved.fan
+        realtime.publish_balance(
+            conn, purchase.user_id, balance=fan.balance_after, delta=fan.balance_change, reason=kind
+        )
     debts = [(purchase.user_id, moved.fan)] if moved.fan is not None else []
     for user_id, entry in moved.others:
         debts.append((user_id, entry))
         if user_id != ledger.PLATFORM_USER_ID:
-            ledger.notify_balance(conn, user_id, entry.balance_after, entry.balance_change, entry.kind)
+            realtime.publish_balance(
+                conn, user_id, balance=entry.balance_after, delta=entry.balance_change, reason=entry.kind
+            )
     for user_id, entry in debts:
         if entry.debt_change > 0:
             observability.capture_message(

@@ -1,23 +1,15 @@
-"""Stripe webhooks: verify the raw body, record the event id once, dispatch by type.
+"""Stripe's payment events for token purchases: succeeded intents credit, refunds and disputes claw back.
 
-Every effect of an event, the record of its id included, is written in the request's one transaction: a failure
-anywhere rolls all of it back and answers non-2xx, so Stripe delivers it again and nothing is half-done. A
-repeated event id is acknowledged without running anything; repeated or reordered events about one intent are
-harmless anyway, because `purchases.sync_payment` moves the ledger to a state, not by a delta per event.
-An event from a connected account (top-level `account`) only reaches CONNECTED_ACCOUNT_HANDLERS: tokens are bought
-on the platform account only, so a creator's own payments, refunds and disputes never move a token.
+Dispatched by lib/stripe_webhooks (after the signature and event-id checks), which also routes Connect events to
+lib/payouts/webhooks. Repeated or reordered events about one intent are harmless, because `purchases.sync_payment`
+moves the ledger to a state, not by a delta per event.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
-
-from fastapi import Depends, Header, Request
-from pydantic import BaseModel
 
 from lib import observability, users
 from lib.db import Conn
@@ -26,76 +18,6 @@ from lib.payments import purchases, stripe_api
 log = logging.getLogger("digis.webhooks")
 
 Event = dict[str, Any]
-Handler = Callable[[Conn, Event], None]
-
-
-class WebhookAck(BaseModel):
-    """The 200 answer Stripe needs; the rest is for logs and tests."""
-
-    received: bool = True
-    type: str
-    duplicate: bool = False
-    handled: bool = False
-
-
-async def verified_event(
-    request: Request, stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None
-) -> Event:
-    """FastAPI dependency: the event from a correctly signed raw body (400 otherwise), before any database work."""
-    return stripe_api.verify_webhook(await request.body(), stripe_signature)
-
-
-StripeEvent = Annotated[Event, Depends(verified_event)]
-
-
-def handle_event(conn: Conn, event: Event) -> WebhookAck:
-    """Record the event id once and run its handler (unknown types are acknowledged and ignored)."""
-    first = conn.execute(
-        """INSERT INTO stripe_events (id, type, livemode, account)
-           VALUES (%(id)s, %(type)s, %(live)s, %(account)s)
-           ON CONFLICT (id) DO NOTHING RETURNING id""",
-        {
-            "id": event["id"],
-            "type": event["type"],
-            "live": bool(event.get("livemode")),
-            "account": event.get("account"),
-        },
-    ).fetchone()
-    if first is None:
-        return WebhookAck(type=event["type"], duplicate=True)
-    connected = is_connected_account_event(event)
-    handler = handler_for(event["type"], CONNECTED_ACCOUNT_HANDLERS if connected else HANDLERS)
-    if handler is None:
-        if connected and handler_for(event["type"]) is not None:
-            # A connected account's own payment, refund or dispute is theirs: never a Digis token purchase.
-            log.info("ignoring %s from connected account %s", event["type"], event.get("account"))
-        return WebhookAck(type=event["type"])
-    handler(conn, event)
-    return WebhookAck(type=event["type"], handled=True)
-
-
-def is_connected_account_event(event: Event) -> bool:
-    """An event that happened on a connected account (Stripe sets the top-level `account`), not on the platform."""
-    return event.get("account") is not None
-
-
-def handler_for(event_type: str, table: dict[str, Handler | str] | None = None) -> Handler | None:
-    """The handler for a type: an exact entry in `table` (HANDLERS by default), else a `prefix.*` entry."""
-    handlers = HANDLERS if table is None else table
-    target = handlers.get(event_type)
-    if target is None:
-        prefix = event_type.rsplit(".", 1)[0]
-        while target is None and prefix:
-            target = handlers.get(prefix + ".*")
-            prefix = prefix.rsplit(".", 1)[0] if "." in prefix else ""
-    if isinstance(target, str):
-        module, _, name = target.partition(":")
-        resolved: Handler = getattr(importlib.import_module(module), name)
-        return resolved
-    return target
-
-
-# --- payments ---------------------------------------------------------------------------------------------
 
 
 def payment_intent_succeeded(conn: Conn, event: Event) -> None:
@@ -189,27 +111,3 @@ def _token_metadata(metadata: Any) -> tuple[UUID, int] | None:
     except (KeyError, ValueError):
         return None
     return (user_id, tokens) if tokens > 0 else None
-
-
-# Event type (or "prefix.*") -> handler, or "module:function" imported on first use. Events signed with either
-# STRIPE_WEBHOOK_SECRET or STRIPE_CONNECT_WEBHOOK_SECRET arrive here; Connect events carry `account`.
-HANDLERS: dict[str, Handler | str] = {
-    "account.updated": "lib.payouts.webhooks:account_updated",
-    "transfer.*": "lib.payouts.webhooks:transfer_event",
-    "payout.*": "lib.payouts.webhooks:payout_event",
-    "payment_intent.succeeded": payment_intent_succeeded,
-    "payment_intent.payment_failed": payment_intent_status_changed,
-    "payment_intent.canceled": payment_intent_status_changed,
-    "payment_intent.processing": payment_intent_status_changed,
-    "payment_intent.requires_action": payment_intent_status_changed,
-    "charge.refunded": charge_refunded,
-    "charge.dispute.created": dispute_opened,
-    "charge.dispute.closed": dispute_closed,
-}
-# Events that happened ON a connected account (top-level `account`) reach only these: the account's own state and
-# its bank payouts. Token purchases, refunds and disputes are platform payments only, so a connected account's
-# payment_intent.* / charge.* is acknowledged and ignored; transfers are platform objects and never come from here.
-CONNECTED_ACCOUNT_HANDLERS: dict[str, Handler | str] = {
-    "account.updated": HANDLERS["account.updated"],
-    "payout.*": HANDLERS["payout.*"],
-}

@@ -4,7 +4,7 @@
 - `accounts`: one connected Express account per creator, onboarding links, account.updated.
 - `transfers`: a payout request takes available tokens out of the balance (ledger `payout`); its Stripe
   transfer goes after the commit with a key derived from the payout id; failures return the tokens.
-- `webhooks`: Connect events (account.updated, transfer.*, payout.*), dispatched from lib/payments/webhooks.
+- `webhooks`: Connect events (account.updated, transfer.*, payout.*), dispatched from lib/stripe_webhooks.
 - `reports`: the creator dashboard, payout history and the /admin/stats section.
 - `preferences`: payout settings and withdrawal settings (reserved tokens, auto-withdraw).
 - `intents`: Release Funds requests and the payout run that honours them (a cleanup-cron step).

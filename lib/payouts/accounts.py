@@ -11,7 +11,6 @@ from uuid import UUID
 from lib.config import get_settings
 from lib.db import Conn
 from lib.errors import Unprocessable
-from lib.http import check_return_urls
 from lib.payments import stripe_api
 from lib.payouts.models import (
     ConnectAccount,
@@ -20,6 +19,7 @@ from lib.payouts.models import (
     StripeAccountOut,
     StripeAccountView,
 )
+from lib.urls import check_return_urls
 from lib.users import User
 
 log = logging.getLogger("digis.payouts")

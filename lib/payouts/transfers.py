@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from lib import db, ledger, observability
+from lib import db, ledger, observability, realtime
 from lib.config import get_settings
 from lib.db import Conn
 from lib.errors import BadRequest, ServiceUnavailable
@@ -108,7 +108,9 @@ def request_payout(
         metadata={"stripe_account": account.id, "amount_cents": amount_cents(tokens)},
     )
     assert entry is not None  # a fresh payout id is a fresh key
-    ledger.notify_balance(conn, creator.id, entry.balance_after, entry.balance_change, PAYOUT)
+    realtime.publish_balance(
+        conn, creator.id, balance=entry.balance_after, delta=entry.balance_change, reason=PAYOUT
+    )
     if send:
         db.after_commit(conn, lambda: send_transfer(payout_id))
     return PayoutResult(payout=payout_out(row))
@@ -326,6 +328,10 @@ def _return_tokens(conn: Conn, payout: Any, target: int, *, status: str) -> None
            WHERE id = %(id)s""",
         {"t": target, "s": status, "id": payout_id},
     )
-    ledger.notify_balance(
-        conn, payout["creator_id"], entry.balance_after, entry.balance_change, PAYOUT_REVERSAL
+    realtime.publish_balance(
+        conn,
+        payout["creator_id"],
+        balance=entry.balance_after,
+        delta=entry.balance_change,
+        reason=PAYOUT_REVERSAL,
     )

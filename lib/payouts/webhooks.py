@@ -1,4 +1,4 @@
-"""Stripe Connect events (dispatched by lib/payments/webhooks.HANDLERS, after the signature and event-id checks).
+"""Stripe Connect events (dispatched by lib/stripe_webhooks.HANDLERS, after the signature and event-id checks).
 
 - `account.updated` keeps the creator's payoutsEnabled (and what Stripe still needs) current.
 - `transfer.created|updated|reversed` record the payout's transfer and return reversed tokens.

@@ -17,17 +17,18 @@ from collections.abc import Iterable
 from uuid import UUID
 
 from lib import redis
-from lib.agora import CircuitBreaker
 
 log = logging.getLogger("digis.streams.viewers")
 
 VIEWER_TTL_S = 45  # three missed viewer heartbeats
 ANNOUNCE_EVERY_MS = 1000  # at most one viewers:update per stream per second
-BREAKER_COOLDOWN_S = 15.0
+BREAKER_COOLDOWN_S = redis.BREAKER_COOLDOWN_S
 # The set outlives its newest heartbeat by the TTL: after that every member has expired anyway.
 _KEY_TTL_S = VIEWER_TTL_S + 15
 
-breaker = CircuitBreaker(threshold=1, cooldown_s=BREAKER_COOLDOWN_S)
+breaker = (
+    redis.breaker
+)  # the instance's one Redis breaker (lib.redis), shared with limits, presence and stats
 
 
 def _viewers_key(stream_id: UUID) -> str:
@@ -39,7 +40,7 @@ def _announce_key(stream_id: UUID) -> str:
 
 
 def _failed(exc: Exception) -> None:
-    breaker.record(False)
+    breaker.failed(exc, "stream viewers")
     log.warning("stream viewers: redis unavailable (%s); using stored counts", type(exc).__name__)
 
 

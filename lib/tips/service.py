@@ -216,8 +216,12 @@ def _recent_duplicate(conn: Conn, sender_id: uuid.UUID, digest: str) -> TipOut |
 
 def _publish(conn: Conn, sender: User, moved: ledger.Transfer, tip_id: uuid.UUID, order: _Order) -> None:
     reason = "gift" if order.gift else "tip"
-    ledger.notify_balance(conn, sender.id, moved.from_balance, -moved.amount, f"{reason}_sent")
-    ledger.notify_balance(conn, moved.to_user, moved.to_balance, moved.creator_cut, f"{reason}_received")
+    realtime.publish_balance(
+        conn, sender.id, balance=moved.from_balance, delta=-moved.amount, reason=f"{reason}_sent"
+    )
+    realtime.publish_balance(
+        conn, moved.to_user, balance=moved.to_balance, delta=moved.creator_cut, reason=f"{reason}_received"
+    )
     realtime.publish(
         conn,
         realtime.user_channel(moved.to_user),

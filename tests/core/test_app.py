@@ -8,7 +8,8 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict, StrictInt
 
 from lib.errors import Conflict
-from lib.http import canonical_path, create_app, origins_regex
+from lib.http import create_app
+from lib.urls import canonical_path, origins_regex
 
 SECURITY = ("x-content-type-options", "x-frame-options", "referrer-policy", "strict-transport-security")
 

@@ -16,7 +16,7 @@ import pytest
 import redis as redis_py
 from starlette.requests import Request
 
-from lib import config, ratelimit
+from lib import config, ratelimit, redis
 from lib.errors import RateLimited
 from localdev.upstash_gateway import Gateway, running
 
@@ -248,7 +248,7 @@ def test_limits_go_back_to_redis_when_it_recovers(
         proc.terminate()
         proc.wait(timeout=5)
 
-    monkeypatch.setattr(ratelimit, "REDIS_RETRY_AFTER_S", 0.0)  # ask Redis again on the very next request
+    monkeypatch.setattr(redis.breaker, "cooldown_s", 0.0)  # ask Redis again on the very next request
     caplog.set_level(logging.INFO, logger="lib.ratelimit")
     server = start()
     try:

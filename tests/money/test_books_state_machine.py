@@ -22,9 +22,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from lib import db, ledger
+from lib import db, ledger, stripe_webhooks
 from lib.errors import PaymentRequired
-from lib.payments import purchases, webhooks
+from lib.payments import purchases
 from tests.conftest import _truncate_all
 from tests.money.conftest import charge_refunded, dispute, intent_succeeded
 from tests.money.model import PLATFORM, Model, Payment
@@ -64,7 +64,7 @@ class Books(RuleBasedStateMachine):
         event = json.loads(payload)
         try:
             with db.transaction() as conn:
-                webhooks.handle_event(conn, event)
+                stripe_webhooks.handle_event(conn, event)
                 if fail:
                     raise Boom
         except Boom:

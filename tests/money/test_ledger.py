@@ -267,6 +267,61 @@ def test_transfer_many_is_a_few_statements_for_thousands_of_transfers(
     assert_books_balance()
 
 
+def test_a_single_transfer_is_the_batch_statement_with_the_same_answers(
+    make_user: MakeUser, set_env: Callable[[str, str], None]
+) -> None:
+    set_env("PLATFORM_FEE_PERCENT", "20")
+    fan, creator = make_user(balance=30), make_user(role="creator")
+    with db.transaction() as conn:
+        counting = _CountingConn(conn)
+        moved = tip(counting, fan, creator, 10, key="one")  # type: ignore[arg-type]
+        # ensure the platform row, lock the users, then the one transfer statement shared with transfer_many.
+        assert counting.statements == 3
+        assert moved is not None and (moved.from_balance, moved.to_balance, moved.platform_fee) == (20, 8, 2)
+        assert tip(conn, fan, creator, 10, key="one") is None  # the same key-used rule as the batch
+        [again] = ledger.transfer_many(
+            conn, [ledger.TransferRequest(fan.id, creator.id, 10, "tip", "t", "t", "one")]
+        )
+        assert again.status == "duplicate"
+        with pytest.raises(PaymentRequired) as short:
+            tip(conn, fan, creator, 21)
+        assert short.value.extra == {"current_balance": 20, "required_amount": 21}
+    assert_books_balance()
+
+
+def test_debt_repayment_references_the_transfer_that_paid_it(make_user: MakeUser) -> None:
+    fans, creators = [make_user(balance=50) for _ in range(2)], [make_user(role="creator") for _ in range(2)]
+    with db.transaction() as conn:
+        for creator in creators:
+            ledger.debit(
+                conn,
+                user_id=creator.id,
+                amount=15,
+                kind="adjustment",
+                reference_type="t",
+                reference_id=f"d{creator.id}",
+                idempotency_key=f"d{creator.id}",
+                allow_debt=True,
+            )
+        single = tip(conn, fans[0], creators[0], 20)
+        batch = ledger.transfer_many(
+            conn,
+            [
+                ledger.TransferRequest(fans[1].id, creators[1].id, 10, "call", "call", "c", f"m{i}")
+                for i in range(2)
+            ],
+        )
+        repaid = {
+            r["user_id"]: r["reference_id"]
+            for r in conn.execute(
+                "SELECT user_id, reference_id FROM token_debts WHERE type = 'debt_repayment'"
+            ).fetchall()
+        }
+    assert single is not None and batch[1].transfer is not None
+    assert repaid == {creators[0].id: str(single.id), creators[1].id: str(batch[1].transfer.id)}
+    assert_books_balance()
+
+
 def test_raw_sql_cannot_make_a_balance_negative(make_user: MakeUser) -> None:
     fan = make_user(balance=5)
     with (

@@ -12,8 +12,10 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from lib import db, ledger
-from lib.payments import purchases, webhooks
+from lib import db, ledger, stripe_webhooks
+from lib.payments import purchases
+from lib.payments import webhooks as payment_events
+from lib.payouts import webhooks as payout_events
 from tests.conftest import MakeUser
 from tests.money.conftest import (
     CONNECT_SECRET,
@@ -271,11 +273,20 @@ def test_connect_secret_is_accepted_and_unknown_events_are_acknowledged(make_use
     assert r.status_code == 200 and r.json()["handled"] is True
 
 
-def test_dispatch_table_resolves_prefixes_and_lazy_imports(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(webhooks.HANDLERS, "payout.*", "lib.payments.webhooks:payment_intent_status_changed")
-    assert webhooks.handler_for("payout.paid") is webhooks.payment_intent_status_changed
-    assert webhooks.handler_for("charge.refunded") is webhooks.charge_refunded
-    assert webhooks.handler_for("customer.created") is None
+def test_dispatch_table_names_every_handler_and_resolves_prefixes() -> None:
+    tables = (stripe_webhooks.HANDLERS, stripe_webhooks.CONNECTED_ACCOUNT_HANDLERS)
+    # An explicit table: every entry is a function imported by lib/stripe_webhooks, none a name looked up later.
+    for table in tables:
+        assert all(callable(handler) and not isinstance(handler, str) for handler in table.values())
+    assert stripe_webhooks.handler_for("payout.paid") is payout_events.payout_event
+    assert stripe_webhooks.handler_for("transfer.reversed") is payout_events.transfer_event
+    assert stripe_webhooks.handler_for("charge.refunded") is payment_events.charge_refunded
+    assert stripe_webhooks.handler_for("charge.dispute.created") is payment_events.dispute_opened
+    assert stripe_webhooks.handler_for("customer.created") is None
+    # A connected account's own charges never reach the token handlers; its account and payouts do.
+    connected = stripe_webhooks.CONNECTED_ACCOUNT_HANDLERS
+    assert stripe_webhooks.handler_for("charge.refunded", connected) is None
+    assert stripe_webhooks.handler_for("payout.failed", connected) is payout_events.payout_event
 
 
 def test_a_failure_midway_rolls_everything_back_and_stripe_retry_credits_once(

@@ -22,9 +22,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from lib import db, payouts, users
+from lib import db, payouts, stripe_webhooks, users
 from lib.errors import BadRequest
-from lib.payments import webhooks
 from localdev.stripe_connect_standin import ConnectStandin
 from tests.money.test_books_state_machine import Books
 
@@ -62,7 +61,7 @@ class Payouts(Books):
         if account:
             event["account"] = account
         with db.transaction() as conn:
-            webhooks.handle_event(conn, json.loads(json.dumps(event)))
+            stripe_webhooks.handle_event(conn, json.loads(json.dumps(event)))
 
     def in_transit(self, n: int) -> list[str]:
         return [

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from lib import config
 from lib.config import Settings
-from lib.http import is_allowed_origin, return_url_problem
+from lib.urls import is_allowed_origin, return_url_problem
 from localdev import devenv
 from localdev.stripe_connect_standin import ConnectStandin
 from tests.conftest import TEST_ENV, MakeUser

@@ -1,15 +1,63 @@
-"""Set-based transfers for sweeps: a few statements for N transfers, with `transfer`'s guarantees."""
+"""Transfers: `transfer_many` moves N payer -> payee amounts in a few statements; `transfer` is one of them.
+
+One rule for both (the billing sweep and a single tip share every line): users locked in id order, used keys
+skipped, no balance below zero, the platform fee split by `split_fee`'s rule, the payer's purchase lots spent
+oldest first with their provenance (`earning_sources`) written in the same statement, and debts paid from the
+credited balances afterwards.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
+from psycopg import sql
+
 from lib.db import Conn
-from lib.ledger.models import PLATFORM_USER_ID, Transfer, TransferOutcome, TransferRequest
-from lib.ledger.postings import _check_amount, _lock, _settle_debts, as_uuid, fee_ratio
+from lib.ledger.models import PLATFORM_USER_ID, Transfer, TransferOutcome, TransferRequest, UserId
+from lib.ledger.postings import (
+    _check_amount,
+    _insufficient,
+    _lock,
+    _meta,
+    as_uuid,
+    fee_ratio,
+    key_used,
+    settle_debts,
+)
+
+
+def transfer(
+    conn: Conn,
+    *,
+    from_user: UserId,
+    to_user: UserId,
+    amount: int,
+    kind: str,
+    reference_type: str,
+    reference_id: str,
+    idempotency_key: str,
+    metadata: Mapping[str, Any] | None = None,
+) -> Transfer | None:
+    """Move `amount` from payer to payee (less the platform fee); None if the key was used; 402 when short.
+
+    `to_balance` is the payee's balance after any debt the credit repaid.
+    """
+    request = TransferRequest(
+        from_user, to_user, amount, kind, reference_type, reference_id, idempotency_key, metadata
+    )
+    [outcome], settled = _transfer_many(conn, [request])
+    if outcome.status == "duplicate":
+        return None
+    if outcome.transfer is None:
+        raise _insufficient(int(outcome.current_balance or 0), amount)
+    moved = outcome.transfer
+    if moved.to_user in settled:
+        moved = dataclasses.replace(moved, to_balance=settled[moved.to_user])
+    return moved
 
 
 def transfer_many(conn: Conn, transfers: Sequence[TransferRequest]) -> list[TransferOutcome]:
@@ -21,8 +69,15 @@ def transfer_many(conn: Conn, transfers: Sequence[TransferRequest]) -> list[Tran
     too (`insufficient`, with the payer's balance after the batch). `to_balance` is the payee's balance right
     after that credit (before any debt repayment the batch triggers).
     """
+    return _transfer_many(conn, transfers)[0]
+
+
+def _transfer_many(
+    conn: Conn, transfers: Sequence[TransferRequest]
+) -> tuple[list[TransferOutcome], dict[UUID, int]]:
+    """`transfer_many`, and the balances of the users whose debts the credits repaid ({user: balance after})."""
     if not transfers:
-        return []
+        return [], {}
     outcomes: list[TransferOutcome | None] = [None] * len(transfers)
     seen: set[str] = set()
     idx: list[int] = []
@@ -52,16 +107,13 @@ def transfer_many(conn: Conn, transfers: Sequence[TransferRequest]) -> list[Tran
             ("rt", req.reference_type),
             ("ri", req.reference_id),
             ("key", req.idempotency_key),
-            (
-                "meta",
-                json.dumps({**(req.metadata or {}), "creator_cut": cut, "platform_fee": fee}, default=str),
-            ),
+            ("meta", json.dumps(_meta(req.metadata, creator_cut=cut, platform_fee=fee))),
         ):
             cols[name].append(value)
     any_fee = any(f > 0 for f in cols["fee"])
     _lock(conn, [*cols["from"], *cols["to"]], platform=any_fee)
     rows = conn.execute(
-        """
+        sql.SQL("""
         WITH req AS (
             SELECT * FROM unnest(%(idx)s::int[], %(from)s::uuid[], %(to)s::uuid[], %(amount)s::bigint[],
                                  %(cut)s::bigint[], %(fee)s::bigint[], %(kind)s::text[], %(rt)s::text[],
@@ -69,14 +121,15 @@ def transfer_many(conn: Conn, transfers: Sequence[TransferRequest]) -> list[Tran
                      AS r(idx, from_id, to_id, amount, cut, fee, kind, rtype, rid, ikey, meta)
         ), fresh AS (
             SELECT r.* FROM req r
-            WHERE NOT EXISTS (SELECT 1 FROM token_transactions t WHERE t.idempotency_key = r.ikey)
-              AND NOT EXISTS (SELECT 1 FROM token_debts d WHERE d.idempotency_key = r.ikey)
+            WHERE NOT {used}
         ), ranked AS (
-            SELECT f.*, u.token_balance AS start_balance,
-                   sum(f.amount) OVER (PARTITION BY f.from_id ORDER BY f.idx) AS running
-            FROM fresh f JOIN users u ON u.id = f.from_id
+            -- entry_id is set for the requests that fit their payer's balance (the `ok` ones).
+            SELECT w.*, CASE WHEN w.running <= w.start_balance THEN gen_random_uuid() END AS entry_id
+            FROM (SELECT f.*, u.token_balance AS start_balance,
+                         sum(f.amount) OVER (PARTITION BY f.from_id ORDER BY f.idx) AS running
+                  FROM fresh f JOIN users u ON u.id = f.from_id) AS w
         ), ok AS (
-            SELECT ranked.*, gen_random_uuid() AS entry_id FROM ranked WHERE running <= start_balance
+            SELECT * FROM ranked WHERE entry_id IS NOT NULL
         ), legs AS (
             SELECT entry_id, idx, 0 AS side, from_id AS user_id, to_id AS counterparty_id, -amount AS amount,
                    kind AS type, rtype, rid, ikey, meta
@@ -91,6 +144,10 @@ def transfer_many(conn: Conn, transfers: Sequence[TransferRequest]) -> list[Tran
             SELECT l.*, u.token_balance
                         + sum(l.amount) OVER (PARTITION BY l.user_id ORDER BY l.idx, l.side) AS balance_after
             FROM legs l JOIN users u ON u.id = l.user_id
+        ), after AS (
+            SELECT idx, max(balance_after) FILTER (WHERE side = 0) AS from_balance,
+                   max(balance_after) FILTER (WHERE side = 1) AS to_balance
+            FROM chained GROUP BY idx
         ), net AS (
             -- A payee whose cut is 0 (a fee of 100 percent) still gets a +0 row, so every payee's balance comes back.
             SELECT user_id, sum(amount) AS delta
@@ -125,21 +182,18 @@ def transfer_many(conn: Conn, transfers: Sequence[TransferRequest]) -> list[Tran
             INSERT INTO earning_sources (entry_id, payment_id, payee_id, tokens, gross, fee)
             SELECT entry_id, payment_id, to_id, tokens, amount, fee FROM spent
         )
-        SELECT r.idx, (rk.idx IS NOT NULL) AS fresh, ok.entry_id, ok.cut, ok.fee,
-               c0.balance_after AS from_balance,
-               coalesce(c1.balance_after, tu.token_balance) AS to_balance,
+        SELECT r.idx, (rk.idx IS NOT NULL) AS fresh, rk.entry_id, rk.cut, rk.fee, a.from_balance,
+               coalesce(a.to_balance, tu.token_balance) AS to_balance,
                coalesce(fu.token_balance, rk.start_balance) AS payer_now,
-               (SELECT coalesce(array_agg(id), '{}') FROM upd WHERE token_debt > 0 AND token_balance > 0)
+               (SELECT coalesce(array_agg(id), '{{}}') FROM upd WHERE token_debt > 0 AND token_balance > 0)
                    AS indebted
         FROM req r
         LEFT JOIN ranked rk ON rk.idx = r.idx
-        LEFT JOIN ok ON ok.idx = r.idx
-        LEFT JOIN chained c0 ON c0.idx = r.idx AND c0.side = 0
-        LEFT JOIN chained c1 ON c1.idx = r.idx AND c1.side = 1
+        LEFT JOIN after a ON a.idx = r.idx
         LEFT JOIN upd fu ON fu.id = r.from_id
         LEFT JOIN upd tu ON tu.id = r.to_id
         ORDER BY r.idx
-        """,
+        """).format(used=key_used(sql.Identifier("r", "ikey"))),
         {"idx": list(range(len(idx))), "platform": PLATFORM_USER_ID, **cols},
     ).fetchall()
     indebted: list[UUID] = []
@@ -168,6 +222,10 @@ def transfer_many(conn: Conn, transfers: Sequence[TransferRequest]) -> list[Tran
                     idempotency_key=req.idempotency_key,
                 ),
             )
-    if indebted:
-        _settle_debts(conn, indebted, reference_id=None)
-    return [o for o in outcomes if o is not None]
+    # A repayment references the last entry that credited its user (users with a debt hold no tokens otherwise).
+    paid_by: dict[UUID, str] = {}
+    for o in outcomes:
+        if o is not None and o.transfer is not None:
+            paid_by[o.transfer.to_user] = str(o.transfer.id)
+    settled = settle_debts(conn, {u: paid_by.get(u) for u in indebted}) if indebted else {}
+    return [o for o in outcomes if o is not None], settled

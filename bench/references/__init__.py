@@ -1,0 +1,1 @@
+"""Reference servers the side-by-side row measures this API's functions against (copies of ../shared/bench)."""
