@@ -18,7 +18,7 @@ from uuid import UUID
 
 from psycopg.rows import DictRow
 
-from lib import ledger, realtime, streams
+from lib import ledger, spend, streams
 from lib.classes import queries
 from lib.classes.models import (
     Attendance,
@@ -34,7 +34,7 @@ from lib.classes.models import (
     StreamStarted,
 )
 from lib.db import Conn
-from lib.errors import BadRequest, Conflict, Forbidden, NotFound, PaymentRequired, Unprocessable
+from lib.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from lib.streams.models import GoLive
 from lib.users import User
 
@@ -237,43 +237,19 @@ def mark_attendance(conn: Conn, fan: User, class_id: UUID, now: datetime) -> Att
     if seat["stream_status"] != "live":
         raise Conflict("The class is not live", code="CLASS_NOT_LIVE")
     price = int(seat["token_price"])
-    entry_id = None
-    if price > 0:
-        ledger.lock_users(conn, [fan.id, seat["creator_id"]], platform=ledger.split_fee(price)[1] > 0)
-        current = ledger.balance(conn, fan.id)
-        if current < price:
-            raise PaymentRequired(
-                "Insufficient token balance",
-                code="INSUFFICIENT_TOKENS",
-                required=price,
-                current=current,
-                needed=price - current,
-                current_balance=current,
-                required_amount=price,
-            )
-        moved = ledger.transfer(
-            conn,
-            from_user=fan.id,
-            to_user=seat["creator_id"],
-            amount=price,
-            kind=LEDGER_KIND,
-            reference_type="class",
-            reference_id=str(class_id),
-            idempotency_key=_key(class_id, fan.id),
-            metadata={"class_id": str(class_id)},
-        )
-        if moved is not None:
-            entry_id = moved.id
-            realtime.publish_balance(
-                conn, fan.id, balance=moved.from_balance, delta=-moved.amount, reason="class_sent"
-            )
-            realtime.publish_balance(
-                conn,
-                moved.to_user,
-                balance=moved.to_balance,
-                delta=moved.creator_cut,
-                reason="class_received",
-            )
+    paid = spend.charge(
+        conn,
+        payer_id=fan.id,
+        payee_id=seat["creator_id"],
+        amount=price,
+        kind=LEDGER_KIND,
+        reference_type="class",
+        reference_id=str(class_id),
+        idempotency_key=_key(class_id, fan.id),
+        reason="class",
+        metadata={"class_id": str(class_id)},
+    )
+    entry_id = paid.entry_id
     conn.execute(
         """UPDATE class_enrollments SET paid_tokens = %(p)s, paid_at = %(at)s, attended_at = %(at)s,
                   ledger_entry_id = %(e)s

@@ -53,6 +53,7 @@ from lib.ledger.reads import (
     balance,
     balance_summary,
     debt,
+    key_was_used,
     transactions,
 )
 from lib.ledger.reconcile import reconcile
@@ -81,6 +82,7 @@ __all__ = [
     "debit",
     "debt",
     "ensure_platform_account",
+    "key_was_used",
     "lock_users",
     "reconcile",
     "split_fee",

@@ -6,11 +6,13 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
+from psycopg import sql
 from pydantic import BaseModel
 
 from lib.config import get_settings
 from lib.db import Conn
 from lib.ledger.models import UserId
+from lib.ledger.postings import key_used
 
 # --- reads ----------------------------------------------------------------------------------------------------
 
@@ -25,6 +27,14 @@ def debt(conn: Conn, user_id: UserId) -> int:
     """Tokens the user owes from refunds and disputes of tokens already spent."""
     row = conn.execute("SELECT token_debt FROM users WHERE id = %(id)s", {"id": user_id}).fetchone()
     return int(row["token_debt"]) if row else 0
+
+
+def key_was_used(conn: Conn, key: str) -> bool:
+    """True when a posting with this idempotency key exists (the thing it paid for was paid)."""
+    row = conn.execute(
+        sql.SQL("SELECT {} AS used").format(key_used(sql.Placeholder("k"))), {"k": key}
+    ).fetchone()
+    return bool(row and row["used"])
 
 
 class BalanceOut(BaseModel):
