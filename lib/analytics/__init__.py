@@ -1,5 +1,6 @@
 """Creator earnings, analytics and loyalty, derived from the ledger (see service.py for the rules)."""
 
+from lib.analytics.loyalty import badges, tier, top_fans
 from lib.analytics.models import (
     BadgesOut,
     EarningsAnalytics,
@@ -11,19 +12,9 @@ from lib.analytics.models import (
     TipStatsOut,
     TopFans,
 )
-from lib.analytics.service import (
-    badges,
-    earnings,
-    gift_stats,
-    overview,
-    poll_stats,
-    subscription_analytics,
-    tier,
-    tip_stats,
-    top_fans,
-    verify,
-    window,
-)
+from lib.analytics.rollups import window
+from lib.analytics.service import earnings, overview, verify
+from lib.analytics.stats import gift_stats, poll_stats, subscription_analytics, tip_stats
 
 __all__ = [
     "BadgesOut",

@@ -12,69 +12,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from lib import users
 from lib.analytics import models as m
-from lib.config import get_settings
+from lib.analytics.loyalty import vip_count
+from lib.analytics.rollups import check_access, today_utc, window
+from lib.analytics.rollups import rows_between as _rows
+from lib.analytics.rollups import total as _total
 from lib.db import Conn
-from lib.errors import Forbidden, NotFound
 from lib.users import User
 
 KINDS = tuple(m.Breakdown.model_fields)
-_N_DAYS = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
 ALL_DAYS_SHOWN = 366  # dailyEarnings for `all` lists at most the last year
-# A fan's loyalty with a creator from the gross tokens they spent there (all time, refunds taken off).
-TIERS: tuple[tuple[m.Level, int, str, tuple[str, ...]], ...] = (
-    ("diamond", 10_000, "💎", ("Priority call requests", "Exclusive content", "Diamond badge in chat")),
-    ("gold", 2_000, "🥇", ("Exclusive content", "Gold badge in chat")),
-    ("silver", 500, "🥈", ("Silver badge in chat",)),
-    ("bronze", 100, "🥉", ("Bronze badge in chat",)),
-)
-VIP_LEVELS = ("gold", "diamond")
-
-
-def today_utc(now: datetime) -> date:
-    """The UTC day of `now`."""
-    return now.astimezone(UTC).date()
-
-
-def window(period: m.Period, today: date) -> tuple[date | None, date]:
-    """[first day, last day] of a period, both UTC days, inclusive; None = since the beginning."""
-    if period in _N_DAYS:
-        return today - timedelta(days=_N_DAYS[period] - 1), today
-    if period == "today":
-        return today, today
-    if period == "yesterday":
-        return today - timedelta(days=1), today - timedelta(days=1)
-    if period == "week":
-        return today - timedelta(days=today.weekday()), today
-    if period == "month":
-        return today.replace(day=1), today
-    if period == "year":
-        return today.replace(month=1, day=1), today
-    return None, today
-
-
-def check_access(conn: Conn, viewer: User, creator_id: UUID) -> None:
-    """A creator sees their own analytics, an admin anyone's; 403 otherwise, 404 for no such user (admins)."""
-    if viewer.id != creator_id and not viewer.is_admin:
-        raise Forbidden("You can only see your own analytics", code="NOT_YOUR_ANALYTICS")
-    if viewer.id != creator_id and users.get(conn, creator_id) is None:
-        raise NotFound("Creator not found", code="CREATOR_NOT_FOUND")
-
-
-# --- reads of the rollups ---------------------------------------------------------------------------------------
-
-
-def _rows(conn: Conn, creator_id: UUID, since: date | None, until: date) -> list[Any]:
-    return conn.execute(
-        """SELECT day, kind, amount, credits FROM earnings_daily
-           WHERE creator_id = %(c)s AND day >= coalesce(%(since)s::date, '-infinity'::date) AND day <= %(until)s""",
-        {"c": creator_id, "since": since, "until": until},
-    ).fetchall()
 
 
 def _between(rows: list[Any], since: date | None, until: date) -> list[Any]:
@@ -88,10 +38,6 @@ def _breakdown(rows: list[Any]) -> tuple[m.Breakdown, int]:
         sums[r["kind"] if r["kind"] in KINDS else "other"] += int(r["amount"])
         credits += int(r["credits"])
     return m.Breakdown(**sums), credits
-
-
-def _total(rows: list[Any]) -> int:
-    return sum(int(r["amount"]) for r in rows)
 
 
 def _daily(rows: list[Any], since: date, until: date) -> list[m.DailyAmount]:
@@ -228,7 +174,7 @@ def overview(conn: Conn, viewer: User, creator_id: UUID, period: m.Period, now: 
         pending=m.Pending(requests=int(row["pending"])),
         active=m.Active(streams=int(row["live"])),
         unread=m.Unread(messages=0),
-        vips=m.Vips(count=_vip_count(conn, creator_id)),
+        vips=m.Vips(count=vip_count(conn, creator_id)),
     )
 
 
@@ -237,146 +183,6 @@ def _credit_counts(rows: list[Any]) -> dict[str, int]:
     for r in rows:
         counts[r["kind"]] += int(r["credits"])
     return counts
-
-
-def tier(tokens: int) -> tuple[m.Level, str, tuple[str, ...]]:
-    """(level, emoji, perks) for this many tokens spent with one creator."""
-    for level, threshold, emoji, perks in TIERS:
-        if tokens >= threshold:
-            return level, emoji, perks
-    return "none", "", ()
-
-
-def _vip_count(conn: Conn, creator_id: UUID) -> int:
-    gold = next(t for level, t, _, _ in TIERS if level == "gold")
-    row = conn.execute(
-        """SELECT count(*) AS n FROM (SELECT fan_id FROM earnings_fan_daily WHERE creator_id = %(c)s
-                                      GROUP BY fan_id HAVING sum(spent) >= %(g)s) v""",
-        {"c": creator_id, "g": gold},
-    ).fetchone()
-    return int(row["n"]) if row else 0
-
-
-def top_fans(
-    conn: Conn, viewer: User, creator_id: UUID, period: m.Period, now: datetime, limit: int = 10
-) -> m.TopFans:
-    """GET /analytics/creator/{id}/top-fans: who spent most with the creator in the window (ties: first there)."""
-    check_access(conn, viewer, creator_id)
-    since, until = window(period, today_utc(now))
-    rows = conn.execute(
-        """SELECT f.fan_id, f.spent, f.first_day, u.username, u.display_name, u.profile_pic_url,
-                  (SELECT coalesce(sum(a.spent), 0) FROM earnings_fan_daily a
-                   WHERE a.creator_id = %(c)s AND a.fan_id = f.fan_id) AS lifetime
-           FROM (SELECT fan_id, sum(spent) AS spent, min(day) AS first_day FROM earnings_fan_daily
-                 WHERE creator_id = %(c)s AND day >= coalesce(%(s)s::date, '-infinity'::date) AND day <= %(u)s
-                 GROUP BY fan_id HAVING sum(spent) > 0) f
-           JOIN users u ON u.id = f.fan_id
-           ORDER BY f.spent DESC, f.first_day, f.fan_id
-           LIMIT %(n)s""",
-        {"c": creator_id, "s": since, "u": until, "n": limit},
-    ).fetchall()
-    return m.TopFans(
-        period=period,
-        fans=[
-            m.Fan(
-                id=r["fan_id"],
-                username=r["username"],
-                name=r["display_name"] or r["username"],
-                displayName=r["display_name"],
-                avatar=r["profile_pic_url"],
-                totalSpent=int(r["spent"]),
-                tier=tier(int(r["lifetime"]))[0],
-                rank=i + 1,
-            )
-            for i, r in enumerate(rows)
-        ],
-    )
-
-
-def badges(conn: Conn, viewer: User, fan_id: UUID, creator_id: UUID | None, now: datetime) -> m.BadgesOut:
-    """GET /loyalty/badges/{fanId}?creatorId=: the fan's loyalty level with a creator.
-
-    Without creatorId (the frontend's apiGet drops its params): the viewer's own badge is their level across all
-    creators; someone else's is their level with the viewer (a creator looking at a fan in their stream).
-    The level is public (it shows in stream chat); the amount only to the fan, that creator or an admin.
-    """
-    if users.get(conn, fan_id) is None:
-        raise NotFound("User not found", code="USER_NOT_FOUND")
-    if creator_id is None and viewer.id != fan_id:
-        creator_id = viewer.id
-    row = conn.execute(
-        """SELECT coalesce(sum(spent), 0) AS spent, min(day) FILTER (WHERE spent > 0) AS first_day
-           FROM earnings_fan_daily
-           WHERE fan_id = %(f)s AND (%(c)s::uuid IS NULL OR creator_id = %(c)s)""",
-        {"f": fan_id, "c": creator_id},
-    ).fetchone()
-    assert row is not None
-    spent = int(row["spent"])
-    level, emoji, perks = tier(spent)
-    days = (today_utc(now) - row["first_day"]).days + 1 if row["first_day"] else 0
-    shown = viewer.is_admin or viewer.id in (fan_id, creator_id)
-    usd = (Decimal(spent) * get_settings().token_usd_value).quantize(Decimal("0.01"))
-    badge = m.Badges(
-        loyalty=m.Loyalty(
-            level=level,
-            emoji=emoji,
-            totalTokens=spent if shown else None,
-            totalSpend=float(usd) if shown else None,
-            supportDays=days,
-            perks=list(perks),
-            creatorId=creator_id,
-        )
-    )
-    return m.BadgesOut(badges=badge, data=m.BadgesData(badges=badge))
-
-
-def kind_stats(
-    conn: Conn, creator_id: UUID, kinds: tuple[str, ...], period: m.Period, now: datetime
-) -> tuple[int, int]:
-    """(credits, net tokens) of these kinds in the window."""
-    since, until = window(period, today_utc(now))
-    rows = [r for r in _rows(conn, creator_id, since, until) if r["kind"] in kinds]
-    return sum(int(r["credits"]) for r in rows), _total(rows)
-
-
-def tip_stats(conn: Conn, viewer: User, period: m.Period, now: datetime) -> m.TipStatsOut:
-    """GET /tips/stats?period=: the viewer's tips received (gifts excluded: /gifts/stats)."""
-    count, total = kind_stats(conn, viewer.id, ("tips",), period, now)
-    return m.TipStatsOut(
-        period=period, stats=m.TipStatsBody(received=m.Received(count=count, total_amount=total))
-    )
-
-
-def gift_stats(conn: Conn, viewer: User, period: m.Period, now: datetime) -> m.GiftStatsOut:
-    """GET /gifts/stats?period=: the viewer's gifts received (total_value in tokens)."""
-    count, total = kind_stats(conn, viewer.id, ("gifts",), period, now)
-    return m.GiftStatsOut(
-        period=period, stats=m.GiftStatsBody(received=m.GiftsReceived(count=count, total_value=total))
-    )
-
-
-def subscription_analytics(
-    conn: Conn, viewer: User, period: m.Period, now: datetime
-) -> m.SubscriptionAnalyticsOut:
-    """GET /subscriptions/analytics?period=: subscription credits in the ledger (none until subscriptions exist)."""
-    _, in_period = kind_stats(conn, viewer.id, ("subscriptions",), period, now)
-    _, lifetime = kind_stats(conn, viewer.id, ("subscriptions",), "all", now)
-    return m.SubscriptionAnalyticsOut(
-        period=period,
-        analytics=m.SubscriptionAnalyticsBody(
-            active_subscribers=m.Subscribers(),
-            revenue=m.SubscriptionRevenue(lifetime_revenue=lifetime, period_revenue=in_period),
-            growth=m.Growth(),
-        ),
-    )
-
-
-def poll_stats(period: m.Period) -> m.PollStatsOut:
-    """GET /polls/user/stats?period=: polls are not built; zeros."""
-    return m.PollStatsOut(period=period, stats=m.PollStatsBody(created=m.PollsCreated()))
-
-
-# --- the check ----------------------------------------------------------------------------------------------
 
 
 def verify(conn: Conn, creator_id: UUID | None = None) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """Stripe's payment events for token purchases: succeeded intents credit, refunds and disputes claw back.
 
 Dispatched by lib/stripe_webhooks (after the signature and event-id checks), which also routes Connect events to
-lib/payouts/webhooks. Repeated or reordered events about one intent are harmless, because `purchases.sync_payment`
+lib/payouts/webhooks. Repeated or reordered events about one intent are harmless, because `settlement.sync_payment`
 moves the ledger to a state, not by a delta per event.
 """
 
@@ -13,7 +13,7 @@ from uuid import UUID
 
 from lib import observability, users
 from lib.db import Conn
-from lib.payments import purchases, stripe_api
+from lib.payments import settlement, stripe_api
 
 log = logging.getLogger("digis.webhooks")
 
@@ -33,7 +33,7 @@ def payment_intent_succeeded(conn: Conn, event: Event) -> None:
             "paid intent for an unknown user", intent=intent.get("id"), user_id=str(user_id)
         )
         return
-    purchases.record_intent(
+    settlement.record_intent(
         conn,
         user_id=user_id,
         intent=stripe_api.Intent(
@@ -41,18 +41,18 @@ def payment_intent_succeeded(conn: Conn, event: Event) -> None:
             status="succeeded",
             client_secret=None,
             amount=int(intent.get("amount_received") or intent.get("amount") or 0),
-            currency=str(intent.get("currency") or purchases.CURRENCY),
+            currency=str(intent.get("currency") or settlement.CURRENCY),
         ),
         tokens=tokens,
     )
-    purchases.sync_payment(conn, str(intent["id"]), cause="purchase", event_id=event["id"])
+    settlement.sync_payment(conn, str(intent["id"]), cause="purchase", event_id=event["id"])
 
 
 def payment_intent_status_changed(conn: Conn, event: Event) -> None:
     """Track failed, canceled and pending intents on their payments row (no tokens move)."""
     intent = event["data"]["object"]
     if intent.get("id") and intent.get("status"):
-        purchases.set_intent_status(conn, str(intent["id"]), str(intent["status"]))
+        settlement.set_intent_status(conn, str(intent["id"]), str(intent["status"]))
 
 
 def charge_refunded(conn: Conn, event: Event) -> None:
@@ -61,14 +61,14 @@ def charge_refunded(conn: Conn, event: Event) -> None:
     intent_id = charge.get("payment_intent")
     if not intent_id:
         return
-    purchases.record_refund(
+    settlement.record_refund(
         conn,
         charge_id=str(charge["id"]),
         intent_id=str(intent_id),
         amount_cents=int(charge.get("amount") or 0),
         refunded_cents=int(charge.get("amount_refunded") or 0),
     )
-    purchases.sync_payment(conn, str(intent_id), cause="refund", event_id=event["id"])
+    settlement.sync_payment(conn, str(intent_id), cause="refund", event_id=event["id"])
 
 
 def dispute_opened(conn: Conn, event: Event) -> None:
@@ -87,7 +87,7 @@ def _record_dispute(conn: Conn, event: Event, *, closed: bool) -> None:
     if not intent_id:
         observability.capture_message("dispute without a payment intent", dispute=dispute.get("id"))
         return
-    purchases.record_dispute(
+    settlement.record_dispute(
         conn,
         dispute_id=str(dispute["id"]),
         intent_id=str(intent_id),
@@ -96,7 +96,7 @@ def _record_dispute(conn: Conn, event: Event, *, closed: bool) -> None:
         status=str(dispute.get("status") or ("closed" if closed else "needs_response")),
         closed=closed,
     )
-    purchases.sync_payment(
+    settlement.sync_payment(
         conn, str(intent_id), cause="dispute_closed" if closed else "dispute", event_id=event["id"]
     )
 

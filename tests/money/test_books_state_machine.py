@@ -24,7 +24,7 @@ from hypothesis.stateful import (
 
 from lib import db, ledger, stripe_webhooks
 from lib.errors import PaymentRequired
-from lib.payments import purchases
+from lib.payments import settlement
 from tests.conftest import _truncate_all
 from tests.money.conftest import charge_refunded, dispute, intent_succeeded
 from tests.money.model import PLATFORM, Model, Payment
@@ -269,4 +269,4 @@ def test_books_balance_with_a_platform_fee(clean: None, set_env: Callable[[str, 
 
 def test_the_model_agrees_with_the_documented_refund_rounding() -> None:
     p = Payment("pi", 0, 433, 3900, succeeded=True, refunded=1000)
-    assert p.target() == 433 - purchases.tokens_for_cents(433, 3900, 1000) == 321
+    assert p.target() == 433 - settlement.tokens_for_cents(433, 3900, 1000) == 321

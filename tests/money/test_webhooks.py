@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lib import db, ledger, stripe_webhooks
-from lib.payments import purchases
+from lib.payments import settlement
 from lib.payments import webhooks as payment_events
 from lib.payouts import webhooks as payout_events
 from tests.conftest import MakeUser
@@ -326,8 +326,8 @@ def test_sync_payment_is_a_no_op_when_nothing_changed(make_user: MakeUser) -> No
     fan, pi = make_user(), new_pi()
     deliver(intent_succeeded(pi, fan.id, 50))
     with db.transaction() as conn:
-        assert purchases.sync_payment(conn, pi, cause="purchase") is None
-        assert purchases.sync_payment(conn, "pi_unknown", cause="refund") is None
+        assert settlement.sync_payment(conn, pi, cause="purchase") is None
+        assert settlement.sync_payment(conn, "pi_unknown", cause="refund") is None
 
 
 def test_different_events_for_one_intent_in_parallel_neither_deadlock_nor_double_count(
